@@ -1,0 +1,209 @@
+"""The `papers` command line: presentation only. Errors become one line and an exit code here."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .config import Settings
+from .errors import PapersError
+from .types import Filters
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Grounded question answering over research-paper abstracts.")
+llm_app = typer.Typer(no_args_is_help=True, help="The language model.")
+app.add_typer(llm_app, name="llm")
+err = Console(stderr=True)
+out = Console()
+
+EXIT_SKIPPED = 3  # ingest finished but skipped malformed records
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    ctx.obj = Settings()
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    return ctx.obj if isinstance(ctx.obj, Settings) else Settings()
+
+
+def _filters(year_min, year_max, category, source) -> Filters | None:
+    f = Filters(year_min=year_min, year_max=year_max, category=category, source=source)
+    return None if f.is_empty() else f
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Files or folders (.txt page dumps, .jsonl/.json, .csv, arXiv snapshot, .gz). "
+             "None: the bundled collection.")] = None,
+    prune: Annotated[bool, typer.Option(help="Remove papers no longer in the sources.")] = False,
+    strict: Annotated[bool, typer.Option(help="Abort before writing if any record is malformed.")] = False,
+    rebuild: Annotated[bool, typer.Option(help="Drop the store first (after a settings change).")] = False,
+) -> None:
+    """Read papers, embed what changed, and store them (resumable, idempotent)."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    from .ingest import ingest as run_ingest
+
+    settings = _settings(ctx)
+    columns = [TextColumn("embedding"), BarColumn(), TaskProgressColumn(),
+               TextColumn("{task.completed}/{task.total} papers"),
+               TextColumn("{task.fields[rate]:.1f} papers/s"), TimeRemainingColumn()]
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = None
+        started = time.perf_counter()
+
+        def progress(done: int, total: int) -> None:
+            nonlocal task
+            if task is None:
+                task = bar.add_task("ingest", total=total, rate=0.0)
+            rate = done / max(time.perf_counter() - started, 1e-6)
+            bar.update(task, completed=done, rate=rate)
+            if not err.is_terminal:  # a log line per step when not on a terminal
+                err.print(f"stored {done}/{total} papers")
+
+        report = run_ingest(settings, paths or None, prune=prune, strict=strict,
+                            rebuild=rebuild, progress=progress)
+    for problem in report.problems[:20]:
+        err.print(f"[yellow]skipped[/] {problem}", highlight=False, markup=True)
+    if len(report.problems) > 20:
+        err.print(f"... and {len(report.problems) - 20} more malformed records")
+    out.print(
+        f"papers: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+        f"{report.skipped} skipped" + (f", {report.pruned} pruned" if prune else "")
+        + f"; chunks written: {report.chunks_written}; store: {report.papers} papers, "
+        f"{report.chunks} chunks; {report.seconds:.1f} s", highlight=False)
+    if report.skipped:
+        raise typer.Exit(EXIT_SKIPPED)
+
+
+@app.command()
+def search(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int, typer.Option("-k", min=1, max=100, help="Papers to return.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    year_min: Annotated[int | None, typer.Option(help="Only papers from this year on.")] = None,
+    year_max: Annotated[int | None, typer.Option(help="Only papers up to this year.")] = None,
+    category: Annotated[str | None, typer.Option(help="Only this category, e.g. cs.CL.")] = None,
+    source: Annotated[str | None, typer.Option(help="Only papers read from this file.")] = None,
+) -> None:
+    """Hybrid (dense + BM25) search: one row per paper."""
+    from .answer import Assistant
+
+    hits = Assistant(_settings(ctx)).search(query, k=k, filters=_filters(year_min, year_max, category, source))
+    if as_json:
+        results = [{"rank": h.rank, "title": h.title, "paper_id": h.paper_id,
+                    "score": round(h.score, 4), "snippet": h.snippet} for h in hits]
+        print(json.dumps({"query": query, "results": results}, ensure_ascii=False))
+        return
+    if not hits:
+        out.print("No papers match.")
+        return
+    table = Table(show_lines=False)
+    for col, kw in (("#", {"justify": "right"}), ("title", {"ratio": 2}), ("score", {"justify": "right"}),
+                    ("snippet", {"ratio": 3})):
+        table.add_column(col, **kw)
+    for h in hits:
+        table.add_row(str(h.rank), h.title, f"{h.score:.3f}", h.snippet)
+    out.print(table)
+
+
+@app.command()
+def stats(ctx: typer.Context) -> None:
+    """Papers, chunks, store location and embedding model."""
+    from .answer import Assistant
+
+    info = Assistant(_settings(ctx)).stats()
+    for key, value in info.items():
+        out.print(f"{key.replace('_', ' ')}: {value}", highlight=False)
+
+
+@app.command()
+def ask(
+    ctx: typer.Context,
+    question: Annotated[str, typer.Argument(help="The question.")],
+    history: Annotated[list[str] | None, typer.Option(
+        "--history", help="An earlier user turn (repeat, oldest first).")] = None,
+    k: Annotated[int | None, typer.Option("-k", min=1, max=100, help="Papers to retrieve.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model name for the endpoint.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Answer a question from the collection, citing papers by [n]."""
+    from .answer import Assistant
+    from .types import Answer
+
+    with Assistant(_settings(ctx)) as assistant:
+        answer = None
+        for event in assistant.stream(question, history or None, k=k, model=model):
+            if isinstance(event, Answer):
+                answer = event
+            elif not as_json:
+                out.print(event, end="", highlight=False, markup=False)
+                out.file.flush()
+        assert answer is not None
+    if as_json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False))
+        return
+    out.print()
+    if answer.citations:
+        out.print("\nSources:", style="bold")
+        for c in answer.citations:
+            source = next(s for s in answer.sources if s.n == c.n)
+            year = f" ({source.year})" if source.year else ""
+            out.print(f"  [{c.n}] {c.title}{year}", highlight=False, markup=False)
+
+
+@llm_app.command("serve")
+def llm_serve(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+) -> None:
+    """Run the embedded model server in the foreground (reuse it: PAPERS_LLM_BASE_URL)."""
+    from .local_server import serve_forever
+
+    serve_forever(_settings(ctx), host=host, port=port)
+
+
+def _register_optional_commands() -> None:
+    from .evaluation.command import eval_command
+    from .repl import chat_command
+
+    app.command("chat")(chat_command)
+    app.command("eval")(eval_command)
+
+
+def main() -> None:
+    """Entry point: run the app; PapersError -> one red line and its exit code."""
+    _register_optional_commands()
+    try:
+        app(standalone_mode=False)
+    except PapersError as exc:
+        err.print(f"[red]Error:[/] {exc}", highlight=False)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("Aborted.")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err.print("Interrupted.")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors in standalone_mode=False
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

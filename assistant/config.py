@@ -1,0 +1,113 @@
+"""One Settings object. Every field can be set by an environment variable `PAPERS_<FIELD>`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The embedded default chat model (llama.cpp server over the pinned GGUF parts).
+LOCAL_MODEL = "qwen2.5-coder-1.5b-instruct"
+# With an API key and no base URL we talk to OpenAI with a small, cheap model.
+OPENAI_DEFAULT_MODEL = "gpt-4o-mini"
+
+
+class Settings(BaseSettings):
+    """Configuration for the whole pipeline; pass it explicitly, never read it from a global."""
+
+    model_config = SettingsConfigDict(env_prefix="PAPERS_", extra="ignore", validate_default=True)
+
+    # --- storage -------------------------------------------------------------------------------
+    store_dir: Path = Field(
+        Path("store"), description="Folder of the embedded Chroma store (relative to the cwd)."
+    )
+    chroma_url: str | None = Field(
+        None,
+        description="URL of a Chroma server (`chroma run`, distributed or managed Chroma); "
+        "when set, the store lives there instead of store_dir.",
+    )
+    chroma_token: str | None = Field(None, description="Auth token for a managed Chroma server.")
+    collection: str = Field("papers", description="Chroma collection name.")
+    cache_dir: Path = Field(
+        Path(platformdirs.user_cache_dir("paper-assistant")),
+        description="Where offline assets (encodings, embedding model, GGUF) are staged once.",
+    )
+
+    # --- chunking ------------------------------------------------------------------------------
+    # MiniLM truncates at 256 word pieces. On these abstracts one cl100k token is ~0.96 word
+    # pieces (measured on 200 bundled abstracts) and a title is ~20 pieces, so a 220-token chunk
+    # plus its title is embedded whole. Abstracts are 100-400 tokens (median ~245): one or two
+    # chunks each. 40 tokens of overlap keep a sentence cut at a boundary readable in both.
+    chunk_size: int = Field(220, ge=32, description="Chunk size in tiktoken (cl100k) tokens.")
+    chunk_overlap: int = Field(40, ge=0, description="Overlap between chunks, in tokens.")
+    embed_batch_size: int = Field(32, ge=1, description="Texts per embedding-model call.")
+
+    # --- retrieval -----------------------------------------------------------------------------
+    k: int = Field(5, ge=1, le=100, description="Papers to retrieve for an answer or a search.")
+    candidates: int = Field(50, ge=5, description="Chunks each retriever returns before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of dense ranks in the fusion.")
+    bm25_weight: float = Field(1.0, ge=0, description="Weight of BM25 ranks in the fusion.")
+    # Floors of the relevance gate (Assistant.relevant), calibrated on in/out-of-collection
+    # questions: off-topic ones ("how do I bake sourdough bread") reach coverage <= 0.11 and
+    # similarity <= 0.15; on-topic keyword questions ("which papers study the stability gap?")
+    # can have similarity 0.17 but coverage 0.46.
+    min_similarity: float = Field(
+        0.35, description="A source is shown to the model only when its cosine similarity "
+        "reaches this, or its query-term coverage reaches min_coverage; none: abstain.",
+    )
+    min_coverage: float = Field(
+        0.30, description="IDF-weighted share of query terms (and phrases) a source must contain.",
+    )
+
+    # --- language model ------------------------------------------------------------------------
+    llm_base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp server, ...)."
+    )
+    llm_model: str | None = Field(None, description="Model name sent to the endpoint.")
+    llm_api_key: str | None = Field(
+        None, description="API key; falls back to OPENAI_API_KEY when unset."
+    )
+    llm_timeout: float = Field(120.0, gt=0, description="Seconds to wait for a model response.")
+    llm_max_retries: int = Field(2, ge=0, description="Retries on 429/5xx, with backoff.")
+    context_window: int | None = Field(
+        None, description="Model context in tokens (4096 for the embedded model, else 16384)."
+    )
+    max_answer_tokens: int = Field(400, ge=16, description="Tokens reserved for the answer.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
+    seed: int | None = Field(0, description="Sampling seed, where the server supports one.")
+    local_threads: int = Field(
+        max(1, min(os.cpu_count() or 2, 8)), ge=1, description="CPU threads of the embedded model."
+    )
+    local_ctx: int = Field(4096, ge=512, description="Context size of the embedded model.")
+    local_start_timeout: float = Field(
+        120.0, gt=0, description="Seconds to wait for the embedded model server to start."
+    )
+
+    @model_validator(mode="after")
+    def _fallback_key(self) -> "Settings":
+        if self.llm_api_key is None and os.environ.get("OPENAI_API_KEY"):
+            self.llm_api_key = os.environ["OPENAI_API_KEY"]
+        return self
+
+    @property
+    def uses_local_model(self) -> bool:
+        """No endpoint and no key: the embedded llama.cpp server runs."""
+        return self.llm_base_url is None and not self.llm_api_key
+
+    @property
+    def model_name(self) -> str:
+        if self.llm_model:
+            return self.llm_model
+        if self.uses_local_model:
+            return LOCAL_MODEL
+        return OPENAI_DEFAULT_MODEL if self.llm_base_url is None else "default"
+
+    @property
+    def effective_context_window(self) -> int:
+        if self.context_window:
+            return self.context_window
+        return self.local_ctx if self.uses_local_model else 16384

@@ -1,0 +1,103 @@
+"""Hits -> numbered Sources that fit a token budget, with untrusted text neutralised.
+
+The embedded model reads ~87 prompt tokens/s on 2 cores, so every 100 tokens of context cost
+about a second before the first answer token. We keep, across the top papers, the sentences that
+share the most (IDF-weighted) terms with the question, plus each abstract's first sentence (what
+the paper is about), until the budget is spent; the rest is dropped and marked with "...".
+
+Worked example (budget 60 tokens, two papers of three 25-token sentences): paper 1's first
+sentence (bonus) and its best-matching sentence are kept (50 tokens); paper 2's first sentence
+would overflow, so paper 2 gets nothing and is not shown to the model at all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .types import Hit, Source
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
+# Text addressed to the model rather than describing research: dropped from sources.
+_INJECTION = re.compile(
+    r"(ignore|disregard|forget|override)\b.{0,40}\b(instruction|prompt|rule|above|previous)"
+    r"|\b(you must|you should|you are now|as an ai|system prompt|assistant:)"
+    r"|\b(always|must|only) cite\b|\bcite (this|me|only)\b",
+    re.IGNORECASE,
+)
+_TAG = re.compile(r"</?\s*(source|sources|system|instructions?)\b[^>]*>", re.IGNORECASE)
+REMOVED = "[instruction-like text removed]"
+FIRST_SENTENCE_BONUS = 0.35  # the first sentence usually states what the paper does
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.split(text) if s.strip()]
+
+
+def neutralise(text: str) -> str:
+    """Untrusted abstract text: no delimiter look-alikes, no instructions aimed at the model."""
+    text = _TAG.sub(" ", text)
+    return " ".join(REMOVED if _INJECTION.search(s) else s for s in sentences(text))
+
+
+@dataclass
+class _Candidate:
+    hit_index: int
+    sentence_index: int
+    text: str
+    tokens: int
+    score: float
+
+
+def select_sources(
+    hits: list[Hit],
+    abstracts: dict[str, str],
+    budget: int,
+    count_tokens: Callable[[str], int],
+    relevance: Callable[[str], float],
+) -> tuple[Source, ...]:
+    """Pick sentences of the hits' abstracts within `budget` tokens; number the kept papers 1..n."""
+    candidates: list[_Candidate] = []
+    for hi, hit in enumerate(hits):
+        text = neutralise(abstracts.get(hit.paper_id) or " ".join(c.text for c in hit.chunks))
+        for si, sent in enumerate(sentences(text)):
+            score = relevance(sent) + (FIRST_SENTENCE_BONUS if si == 0 else 0.0)
+            score *= 1.0 / (1.0 + 0.15 * hi)  # prefer better-ranked papers at equal relevance
+            candidates.append(_Candidate(hi, si, sent, count_tokens(sent) + 1, score))
+    header = {hi: count_tokens(_header(0, hit)) for hi, hit in enumerate(hits)}
+    kept: dict[int, list[_Candidate]] = {}
+    used = 0
+    for cand in sorted(candidates, key=lambda c: -c.score):
+        cost = cand.tokens + (header[cand.hit_index] if cand.hit_index not in kept else 0)
+        if used + cost > budget:
+            continue
+        kept.setdefault(cand.hit_index, []).append(cand)
+        used += cost
+    sources = []
+    for hi in sorted(kept):
+        hit = hits[hi]
+        parts = sorted(kept[hi], key=lambda c: c.sentence_index)
+        text, last = "", -1
+        for c in parts:
+            gap = c.sentence_index != last + 1
+            text += (" ... " if gap and last >= 0 else ("... " if gap else " ")) + c.text
+            last = c.sentence_index
+        sources.append(Source(n=len(sources) + 1, paper_id=hit.paper_id, title=hit.title,
+                              text=text.strip(), score=hit.score, year=hit.year))
+    return tuple(sources)
+
+
+def _header(n: int, hit: Hit | Source) -> str:
+    year = f' year="{hit.year}"' if hit.year else ""
+    return f'<source id="{n}"{year}>\nTitle: {hit.title}\nText: </source>'
+
+
+def render_sources(sources: tuple[Source, ...]) -> str:
+    """The sources block of the answer prompt: one tagged block per numbered source."""
+    blocks = []
+    for s in sources:
+        year = f' year="{s.year}"' if s.year else ""
+        title = _TAG.sub(" ", s.title)
+        blocks.append(f'<source id="{s.n}"{year}>\nTitle: {title}\nText: {s.text}\n</source>')
+    return "\n".join(blocks)

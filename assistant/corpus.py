@@ -1,0 +1,463 @@
+"""Read papers (title + abstract) from page dumps, JSON Lines, CSV and the arXiv snapshot.
+
+Every reader is a generator over the lines of one file, so a multi-GB arXiv metadata snapshot
+streams: only the merged papers (a dict keyed by normalized title) are held in memory.
+Bad records never stop a read: they become `Problem`s (`file:line: reason`) next to the good
+papers, and `strict=True` turns any of them into one `CorpusError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import json
+import os
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from assistant.errors import CorpusError
+from assistant.types import Paper, Problem
+
+__all__ = [
+    "ReadResult",
+    "bundled_paths",
+    "normalize_title",
+    "paper_id_for",
+    "read_papers",
+]
+
+BUNDLED_DIR = Path(__file__).parent / "data" / "corpus"
+
+_FORMATS = {".txt": "pages", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+_ACCEPTED = ".txt page dumps, .jsonl/.json/.ndjson, .csv (or .gz of these), or folders of them"
+PathLike = str | os.PathLike[str]
+_STRICT_SHOWN = 3  # problems quoted in the --strict error; the message must stay one line
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """Merged papers, the records that could not be used, and how many good records were read."""
+
+    papers: list[Paper]
+    problems: list[Problem] = field(default_factory=list)
+    records: int = 0  # good records before duplicates merged
+
+
+class _Bad(Exception):
+    """A record this module cannot use; the message becomes the Problem's reason."""
+
+
+# --------------------------------------------------------------------------- ids and titles
+
+
+def normalize_title(title: str) -> str:
+    """Merge key of a title: casefolded letters and digits only, accents dropped.
+
+    Dropping every non-alphanumeric makes "Pre-training", "Pretraining" and "pre training" one
+    paper, and page-dump titles (plain Unicode) meet arXiv titles (LaTeX accents cleaned).
+    """
+    text = unicodedata.normalize("NFKD", title).casefold()
+    return "".join(ch for ch in text if ch.isalnum())
+
+
+def _title_key(title: str) -> str:
+    """Merge/hash key; a title with no letters or digits ("???") keys on itself, not on ""."""
+    return normalize_title(title) or _WS.sub(" ", title).strip()
+
+
+_NEW_ARXIV = re.compile(r"(\d{4})\.(\d{4,5})")  # 2305.12345: yymm.number, since April 2007
+# An id as written in the wild: "2305.12345v2", "arXiv:2305.12345", an abs/pdf URL, or the
+# old style "hep-th/9901001" / "math.GT/0309136"; group 1 is the id without its version.
+_ARXIV_IN = re.compile(
+    r"(?:arxiv:|https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/)?"
+    r"(\d{4}\.\d{4,5}|[a-z][a-z.-]*/\d{7})(?:v\d+)?(?:\.pdf)?/?",
+    re.IGNORECASE,
+)
+
+
+def _arxiv_id(value: Any) -> str | None:
+    """The bare arXiv id (no "arxiv:" prefix, no version) in an id or URL, else None."""
+    if not isinstance(value, str):
+        return None
+    match = _ARXIV_IN.fullmatch(value.strip())
+    return match.group(1) if match else None
+
+
+def paper_id_for(title: str, arxiv_id: str | None = None) -> str:
+    """Stable id: "arxiv:<id>" without version when known, else "t:" + sha1 of the title key.
+
+    Both depend only on the input, so re-ingesting the same files gives the same ids.
+    """
+    if arxiv_id and arxiv_id.strip():
+        bare = _arxiv_id(arxiv_id)
+        if bare is None:  # not arXiv-shaped: still honour it, minus prefix and version
+            bare = re.sub(r"^arxiv:|v\d+$", "", arxiv_id.strip(), flags=re.IGNORECASE)
+        return f"arxiv:{bare}"
+    digest = hashlib.sha1(_title_key(title).encode("utf-8")).hexdigest()
+    return f"t:{digest[:16]}"
+
+
+# --------------------------------------------------------------------------- text cleanup
+
+_WS = re.compile(r"\s+")
+_MATH = re.compile(r"(?<!\\)\$\$?(.+?)(?<!\\)\$\$?", re.S)
+_STYLE = re.compile(r"\\(?:emph|textit|textbf|texttt|textsc|textrm|textsf|underline)\{([^{}]*)\}")
+# \'e, \'{e}, {\'e}, \c{c}, \c c; letter-named accents need a brace or space (\cite is no accent).
+_ACCENT = re.compile(
+    r"(?:(?<![A-Za-z])(\{))?"  # {\'e}: the group's brace, not \textbf's
+    r"\\(?:[`'^\"~=.]\s*|[Hcuvk](?=[\s{])\s*)"
+    r"(?:\{([A-Za-z])\}|([A-Za-z]))(\})?"
+)
+_BRACES = re.compile(r"(?<![\\\w^_])\{([^{}\\]*)\}")  # "{BERT}": arXiv titles guard capitals
+_ESCAPED = re.compile(r"\\([%&_#$])")
+
+
+def _squash(text: str) -> str:
+    """Collapse newlines and runs of spaces (arXiv wraps titles and abstracts at ~80 columns)."""
+    return _WS.sub(" ", text).strip()
+
+
+def _clean_latex(text: str) -> str:
+    """Light LaTeX cleanup for arXiv text: readable, not a TeX renderer.
+
+    `$x^2$` -> `x^2`, `\\emph{x}` -> `x`, `\\'e` -> `e`, `~` -> space; `--` is kept.
+    """
+    # The `in` guards skip the regexes on plain text: most of a snapshot's millions of
+    # strings hold no TeX, and the substitutions dominate reading time otherwise.
+    if "$" in text:
+        text = _MATH.sub(r"\1", text)
+    if "\\" in text:
+        text = _ACCENT.sub(_accent, text)  # before "~" -> space, since \~n is an accent
+    previous = None
+    while "{" in text and previous != text:  # styles may nest: \textbf{\emph{x}}
+        previous, text = text, _BRACES.sub(r"\1", _STYLE.sub(r"\1", text))
+    text = text.replace("~", " ")
+    if "\\" in text:
+        text = _ESCAPED.sub(r"\1", text)
+    return _squash(text)
+
+
+def _accent(match: re.Match[str]) -> str:
+    """The plain letter, keeping a brace only when it was not part of the accent group."""
+    opened, letter, closed = match.group(1), match.group(2) or match.group(3), match.group(4)
+    if opened and closed:
+        return letter
+    return (opened or "") + letter + (closed or "")
+
+
+def _authors(value: Any) -> tuple[str, ...]:
+    """Authors from a list or from "A, B and C"."""
+    if isinstance(value, (list, tuple)):
+        parts = [str(v) for v in value]
+    elif isinstance(value, str):
+        parts = re.split(r",|;|\band\b", value)
+    else:
+        return ()
+    return tuple(p for p in (_squash(p) for p in parts) if p)
+
+
+def _categories(value: Any) -> tuple[str, ...]:
+    """Categories from a list or a space/comma-separated string ("cs.CL cs.LG")."""
+    if isinstance(value, (list, tuple)):
+        parts = [str(v) for v in value]
+    elif isinstance(value, str):
+        parts = re.split(r"[\s,]+", value)
+    else:
+        return ()
+    return tuple(dict.fromkeys(p.strip() for p in parts if p.strip()))
+
+
+def _year_in(value: Any) -> int | None:
+    """First plausible year in an int or a date string ("2023-05-14", "Mon, 2 Apr 2007 ...")."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1900 <= value <= 2100:
+        return value
+    if isinstance(value, str):
+        match = re.search(r"\b(19|20)\d{2}\b", value)
+        return int(match.group(0)) if match else None
+    return None
+
+
+def _year(fields: dict[str, Any], arxiv: str | None) -> int | None:
+    """Explicit year, else the new-style arXiv id (2305.x -> 2023), else the earliest date."""
+    year = _year_in(fields.get("year"))
+    if year is None and arxiv and (match := _NEW_ARXIV.fullmatch(arxiv)):
+        year = 2000 + int(match.group(1)[:2])
+    versions = fields.get("versions")
+    if year is None and isinstance(versions, list) and versions and isinstance(versions[0], dict):
+        year = _year_in(versions[0].get("created"))  # v1 date = first submission
+    if year is None:
+        year = _year_in(fields.get("update_date"))
+    return year
+
+
+def _text_field(fields: dict[str, Any], name: str, latex: bool) -> str:
+    value = fields.get(name)
+    if value is None:
+        raise _Bad(f"missing {name}")
+    if not isinstance(value, str):
+        raise _Bad(f"{name} is not a string")
+    text = _clean_latex(value) if latex else _squash(value)
+    if not text:
+        raise _Bad(f"empty {name}")
+    return text
+
+
+def _paper_from_fields(fields: dict[str, Any], source: str) -> Paper:
+    """One Paper from a JSON object or CSV row; raises _Bad when title/abstract are unusable."""
+    # arXiv snapshot records carry LaTeX and hard-wrapped lines; other files are taken as is.
+    latex = "update_date" in fields or "versions" in fields
+    title = _text_field(fields, "title", latex)
+    abstract = _text_field(fields, "abstract", latex)
+    arxiv = _arxiv_id(fields.get("id")) or _arxiv_id(fields.get("url"))
+    url = fields.get("url")
+    url = url.strip() if isinstance(url, str) and url.strip() else None
+    if url is None and arxiv:
+        url = f"https://arxiv.org/abs/{arxiv}"
+    authors = fields.get("authors")
+    if latex and isinstance(authors, str):
+        authors = _clean_latex(authors)  # "Andr\'e Martins" -> "Andre Martins"
+    return Paper(
+        paper_id=paper_id_for(title, arxiv),
+        title=title,
+        abstract=abstract,
+        authors=_authors(authors),
+        year=_year(fields, arxiv),
+        url=url,
+        categories=_categories(fields.get("categories")),
+        sources=(source,),
+    )
+
+
+# --------------------------------------------------------------------------- line readers
+
+
+def _decoded_lines(path: Path, display: str, problems: list[Problem]) -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, text) without the newline, decoding each line on its own.
+
+    A line that is not UTF-8 becomes a Problem and is skipped, so one bad byte costs one line.
+    """
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    number = 0
+    try:
+        with opener(path, "rb") as raw:
+            for number, data in enumerate(raw, start=1):
+                try:
+                    # utf-8-sig on line 1 drops the BOM that spreadsheet exports add
+                    text = data.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError as err:
+                    reason = f"not valid UTF-8 (byte {err.start + 1} of the line)"
+                    problems.append(Problem(display, number, reason))
+                    continue
+                yield number, text.rstrip("\r\n")
+    except (OSError, EOFError) as err:  # truncated or corrupt .gz, unreadable file
+        problems.append(Problem(display, number + 1, f"cannot read further: {err}"))
+
+
+def _read_jsonl(path: Path, display: str, problems: list[Problem]) -> Iterator[Paper]:
+    """One JSON object a line: plain paper records or the arXiv metadata snapshot."""
+    for number, text in _decoded_lines(path, display, problems):
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as err:
+            if number == 1 and text.lstrip().startswith("["):
+                problems.append(Problem(display, 1, "a JSON array; write one JSON object a line"))
+                return  # every later line would be "bad JSON" too
+            problems.append(Problem(display, number, f"bad JSON ({err.msg}, column {err.colno})"))
+            continue
+        if not isinstance(obj, dict):
+            problems.append(Problem(display, number, f"not a JSON object (a {type(obj).__name__})"))
+            continue
+        try:
+            yield _paper_from_fields(obj, path.name)
+        except _Bad as err:
+            problems.append(Problem(display, number, str(err)))
+
+
+def _read_csv(path: Path, display: str, problems: list[Problem]) -> Iterator[Paper]:
+    """CSV with a header naming at least `title` and `abstract` (quoted fields may span lines)."""
+    first_line = [0]  # line where the record being parsed began: quoted newlines span lines
+
+    def feed() -> Iterator[str]:
+        for number, text in _decoded_lines(path, display, problems):
+            if first_line[0] == 0:
+                first_line[0] = number
+            yield text + "\n"
+
+    reader = csv.reader(feed())
+    header: list[str] | None = None
+    while True:
+        first_line[0] = 0
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            problems.append(Problem(display, first_line[0], f"bad CSV ({err})"))
+            continue
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        if header is None:
+            header = [cell.strip().lower() for cell in row]
+            if "title" not in header or "abstract" not in header:
+                reason = "CSV header needs title and abstract columns"
+                problems.append(Problem(display, first_line[0], reason))
+                return
+            continue
+        if len(row) != len(header):
+            reason = f"{len(row)} columns, header has {len(header)}"
+            problems.append(Problem(display, first_line[0], reason))
+            continue
+        try:
+            yield _paper_from_fields(dict(zip(header, row)), path.name)
+        except _Bad as err:
+            problems.append(Problem(display, first_line[0], str(err)))
+
+
+# Lines of the web page around the papers, not papers ("Mar 14" is the page's date).
+_BOILERPLATE = {
+    "get trending papers in your email inbox once a day!",
+    "get trending papers in your email inbox!",
+    "subscribe",
+    "byak and the research community",
+    "new",
+}
+_DATE = re.compile(r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]* \d{1,2}(, \d{4})?")
+_GLUED_SUBSCRIBE = re.compile(r"^Subscribe(?=[A-Z0-9])")
+
+
+def _is_abstract(line: str) -> bool:
+    """Abstracts are long paragraphs; titles are short and rarely end a sentence."""
+    return len(line) >= 200 or (len(line.split()) >= 20 and line.endswith((".", "!", "?")))
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def _no_abstract(display: str, number: int, title: str) -> Problem:
+    return Problem(display, number, f'title "{_short(title)}" has no abstract')
+
+
+def _read_pages(path: Path, display: str, problems: list[Problem]) -> Iterator[Paper]:
+    """Pair title and abstract lines of a saved papers page, skipping its boilerplate.
+
+    Each title line is followed by its abstract line. Boilerplate, dates and blank lines are
+    dropped first; then lines are classified (long paragraph = abstract, else title) rather
+    than blindly alternated, so one missing abstract does not shift every later pair:
+
+        line  text                        pairing
+        1     Subscribe                   boilerplate, dropped
+        2     Mar 14                      date, dropped
+        3     Paper A                     title: A pending
+        4     <A's abstract, 900 chars>   abstract: yields Paper A
+        5     Paper B                     title: B pending
+        6     Paper C                     title while B pending: Problem
+                                          'f.txt:5: title "Paper B" has no abstract'; C pending
+        7     <C's abstract>              abstract: yields Paper C
+
+    A title still pending at the end of the file is reported the same way.
+    """
+    pending: tuple[int, str] | None = None
+    seen_title = False
+    for number, raw in _decoded_lines(path, display, problems):
+        line = _squash(raw)
+        if not line or line.lower() in _BOILERPLATE or _DATE.fullmatch(line):
+            continue
+        if not _is_abstract(line):
+            if pending is not None:
+                problems.append(_no_abstract(display, *pending))
+            if not seen_title:  # the page glues its "Subscribe" button to the first title
+                line = _GLUED_SUBSCRIBE.sub("", line)
+                seen_title = True
+            pending = (number, line)
+        elif pending is None:
+            problems.append(Problem(display, number, f'abstract "{_short(line, 40)}" has no title'))
+        else:
+            title = pending[1]
+            yield Paper(paper_id_for(title), title, line, sources=(path.name,))
+            pending = None
+    if pending is not None:
+        problems.append(_no_abstract(display, *pending))
+
+
+_READERS = {"pages": _read_pages, "jsonl": _read_jsonl, "csv": _read_csv}
+
+
+# --------------------------------------------------------------------------- paths and merging
+
+
+def _format_of(path: Path) -> str | None:
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    return _FORMATS.get(os.path.splitext(name)[1])
+
+
+def _expand(paths: Iterable[PathLike]) -> list[tuple[Path, str, str]]:
+    """(path, display name, format) of every file to read; raises before anything is read."""
+    files: list[tuple[Path, str, str]] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            inside = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            found = [(p, str(p), fmt) for p in inside if (fmt := _format_of(p))]
+            if not found:
+                raise CorpusError(f"{path}: folder holds no paper files; accepted: {_ACCEPTED}")
+            files.extend(found)
+        elif not path.exists():
+            raise CorpusError(f"{path}: no such file or folder; accepted: {_ACCEPTED}")
+        elif fmt := _format_of(path):
+            files.append((path, str(given), fmt))
+        else:
+            raise CorpusError(f"{path}: unsupported format; accepted: {_ACCEPTED}")
+    return files
+
+
+def _merge(old: Paper, new: Paper) -> Paper:
+    """The same paper read twice: keep the first text, fill gaps, union sources/categories."""
+    paper_id = old.paper_id
+    if not paper_id.startswith("arxiv:") and new.paper_id.startswith("arxiv:"):
+        paper_id = new.paper_id  # an arXiv id beats a title hash, whatever the reading order
+    return replace(
+        old,
+        paper_id=paper_id,
+        authors=old.authors or new.authors,
+        year=old.year if old.year is not None else new.year,
+        url=old.url or new.url,
+        categories=tuple(dict.fromkeys(old.categories + new.categories)),
+        sources=tuple(dict.fromkeys(old.sources + new.sources)),
+    )
+
+
+def bundled_paths() -> list[Path]:
+    """The page dumps shipped with the package, sorted."""
+    return sorted(BUNDLED_DIR.glob("*.txt"))
+
+
+def read_papers(paths: Iterable[PathLike] | PathLike, strict: bool = False) -> ReadResult:
+    """Read and merge papers from files/folders; with `strict`, any problem raises CorpusError."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    problems: list[Problem] = []
+    merged: dict[str, Paper] = {}  # normalized title -> paper; insertion order = reading order
+    records = 0
+    for path, display, fmt in _expand(paths):
+        for paper in _READERS[fmt](path, display, problems):
+            records += 1
+            key = _title_key(paper.title)
+            merged[key] = _merge(merged[key], paper) if key in merged else paper
+    if strict and problems:
+        shown = "; ".join(str(p) for p in problems[:_STRICT_SHOWN])
+        more = ", ..." if len(problems) > _STRICT_SHOWN else ""
+        noun = "record" if len(problems) == 1 else "records"
+        raise CorpusError(
+            f"{len(problems)} malformed {noun} (first: {shown}{more}); fix them or drop --strict"
+        )
+    return ReadResult(papers=list(merged.values()), problems=problems, records=records)

@@ -1,0 +1,85 @@
+"""`papers eval`: the eval suite from the command line (registered by assistant/cli.py).
+
+    papers eval                 replay evals/cassettes offline, print metrics, check thresholds
+    papers eval --json          the whole report as JSON on stdout
+    papers eval --report DIR    also write DIR/README.md and one bar chart PNG per metric
+    papers eval --record        ask the live model again and rewrite the recordings
+
+Exit status: 0 when every metric meets `evals/thresholds.json`, 1 when one falls below (each
+named on stderr); when the suite cannot run (e.g. stale recordings) the PapersError goes up to
+the CLI, which prints its one line and exits with its code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from assistant.config import Settings
+
+from .report import summary_lines, write_report
+from .suite import check_thresholds, default_evals_dir, load_thresholds, run_suite
+
+
+def eval_command(
+    ctx: typer.Context,
+    record: bool = typer.Option(
+        False, "--record",
+        help="Run against the live model and rewrite the recordings under evals/cassettes "
+             "(the embedded model on 2 cores: ~1 min per question; set PAPERS_LLM_BASE_URL to "
+             "use a running server)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
+    report: Path | None = typer.Option(
+        None, "--report", metavar="DIR",
+        help="Write a Markdown report with tables and one bar chart PNG per metric to DIR."),
+    question: list[str] = typer.Option(
+        [], "--question", "-q", metavar="ID",
+        help="Only this question id (repeatable); with --record, re-records just these."),
+    evals_dir: Path | None = typer.Option(
+        None, "--evals-dir", metavar="DIR", help="Folder with questions.jsonl, thresholds.json "
+        "and cassettes/ (default: ./evals)."),
+    no_check: bool = typer.Option(False, "--no-check", help="Do not fail on thresholds."),
+) -> None:
+    """Measure retrieval, citations, abstention and faithfulness on the eval questions."""
+    folder = evals_dir or default_evals_dir()
+    quiet = json_out
+
+    started = time.perf_counter()
+
+    def progress(done: int, total: int, qid: str) -> None:
+        if record:  # minutes per question: one line each, readable in a log
+            print(f"  {done}/{total} {qid} ({time.perf_counter() - started:.0f} s)",
+                  file=sys.stderr, flush=True)
+        elif not quiet and sys.stderr.isatty():
+            print(f"\r  {done}/{total} {qid:<14}", end="" if done < total else "\r",
+                  file=sys.stderr, flush=True)
+
+    settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings()
+    # A PapersError (stale recordings, no model...) goes up to the CLI: one line, its exit code.
+    result = run_suite(settings, record=record, evals_dir=folder, only=question or None,
+                       progress=progress)
+
+    data = result.to_dict()
+    if json_out:
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        for line in summary_lines(data):
+            typer.echo(line)
+    if report is not None:
+        md = write_report(data, report)
+        typer.echo(f"report: {md}", err=True)
+    if result.embedded_live:
+        typer.echo(f"note: {result.embedded_live} texts were not in {folder / 'embeddings.npz'} "
+                   "and were embedded live (slower); `papers eval --record` refreshes the file",
+                   err=True)
+
+    failures = [] if (no_check or question) else check_thresholds(data, load_thresholds(folder))
+    if failures:
+        for line in failures:
+            typer.echo(f"below threshold: {line}", err=True)
+        if not record:
+            raise typer.Exit(1)

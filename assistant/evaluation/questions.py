@@ -1,0 +1,164 @@
+"""The eval questions (`evals/questions.jsonl`): schema, loading and checks.
+
+One JSON object per line:
+
+    {"id": "fact-03", "kind": "fact", "question": "...",
+     "gold": ["<exact corpus title>", ...],       # [] for abstain questions
+     "acceptable": ["<title>", ...],              # optional: also fine to cite (not required)
+     "expected": "57 billion" | ["4.31", ...],    # fact value(s); any one must be in the answer
+     "history": ["<earlier user turn>", ...]}     # follow-ups only, oldest first
+
+Kinds: topic (several gold papers), fact (one paper and an expected value that occurs in its
+abstract), paraphrase (no key term shared with the gold paper), abstain (nothing in the
+collection: gold is empty), follow_up (needs the earlier turns in `history`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from assistant.errors import PapersError
+
+KINDS = ("topic", "fact", "paraphrase", "abstain", "follow_up")
+
+
+class QuestionsError(PapersError):
+    """The questions file is malformed; the message names the line."""
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    kind: str
+    question: str
+    gold: tuple[str, ...] = ()
+    acceptable: tuple[str, ...] = ()
+    expected: tuple[str, ...] = ()  # any one of these must occur in the answer
+    history: tuple[str, ...] = ()
+
+    @property
+    def answerable(self) -> bool:
+        return self.kind != "abstain"
+
+
+def normalize_title(title: str) -> str:
+    """Casefolded letters and digits only (the corpus reader's merge key)."""
+    text = unicodedata.normalize("NFKD", title).casefold()
+    return "".join(ch for ch in text if ch.isalnum())
+
+
+def _strings(value: object, name: str, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise QuestionsError(f"{where}: `{name}` must be a string or a list of non-empty strings")
+    return tuple(v.strip() for v in value)
+
+
+def parse_question(obj: object, where: str) -> Question:
+    if not isinstance(obj, dict):
+        raise QuestionsError(f"{where}: each line must be a JSON object")
+    unknown = set(obj) - {"id", "kind", "question", "gold", "acceptable", "expected", "history"}
+    if unknown:
+        raise QuestionsError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    qid, kind, text = obj.get("id"), obj.get("kind"), obj.get("question")
+    if not isinstance(qid, str) or not qid:
+        raise QuestionsError(f"{where}: `id` must be a non-empty string")
+    if kind not in KINDS:
+        raise QuestionsError(f"{where}: `kind` must be one of {', '.join(KINDS)}")
+    if not isinstance(text, str) or not text.strip():
+        raise QuestionsError(f"{where}: `question` must be a non-empty string")
+    q = Question(
+        id=qid,
+        kind=kind,
+        question=text.strip(),
+        gold=_strings(obj.get("gold"), "gold", where),
+        acceptable=_strings(obj.get("acceptable"), "acceptable", where),
+        expected=_strings(obj.get("expected"), "expected", where),
+        history=_strings(obj.get("history"), "history", where),
+    )
+    if kind == "abstain" and (q.gold or q.expected):
+        raise QuestionsError(f"{where}: abstain questions have no gold papers or expected value")
+    if kind != "abstain" and not q.gold:
+        raise QuestionsError(f"{where}: {kind} questions need at least one gold title")
+    if kind == "fact" and (len(q.gold) != 1 or not q.expected):
+        raise QuestionsError(f"{where}: fact questions need one gold title and an expected value")
+    if kind == "follow_up" and not q.history:
+        raise QuestionsError(f"{where}: follow_up questions need the earlier turns in `history`")
+    return q
+
+
+def load_questions(path: Path) -> list[Question]:
+    """Read and check the questions file (ids unique)."""
+    path = Path(path)
+    if not path.is_file():
+        raise QuestionsError(f"{path}: no questions file; the eval suite needs evals/questions.jsonl")
+    out: list[Question] = []
+    seen: set[str] = set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("//"):
+            continue
+        where = f"{path.name}:{number}"
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            raise QuestionsError(f"{where}: not JSON ({exc.msg})") from None
+        q = parse_question(obj, where)
+        if q.id in seen:
+            raise QuestionsError(f"{where}: duplicate id {q.id!r}")
+        seen.add(q.id)
+        out.append(q)
+    if not out:
+        raise QuestionsError(f"{path}: no questions")
+    return out
+
+
+def unknown_titles(questions: list[Question], titles: list[str]) -> list[str]:
+    """Gold/acceptable titles that are not in the collection (`titles`), as `id: title`."""
+    known = {normalize_title(t) for t in titles}
+    return [
+        f"{q.id}: {t}"
+        for q in questions
+        for t in (*q.gold, *q.acceptable)
+        if normalize_title(t) not in known
+    ]
+
+
+# --------------------------------------------------------------------------- paraphrase check
+
+# Words that carry no topic: a paraphrase question may share these with its paper.
+_STOP = frozenset(
+    """a about above after again against all also an and any are as at be because been before
+    being between both but by can could did do does doing during each few for from further had
+    has have having how i if in into is it its itself just me more most my no nor not of off on
+    once one only or other our out over own same should so some such than that the their them
+    then there these they this those through to too under until up very was we were what when
+    where which while who whom why will with would you your paper papers work works study
+    studies research method methods approach approaches way ways help helps kind kinds there's
+    is it's worth get any""".split()
+)
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ations", "ation", "ings", "ing", "ions", "ion", "ies", "ied", "es", "ed",
+                   "ers", "er", "ly", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def key_terms(text: str) -> set[str]:
+    """Stems of the content words of `text` (lowercased, stop words dropped)."""
+    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1}
+
+
+def shared_key_terms(question: str, paper_text: str) -> set[str]:
+    """Key terms (stems) of `question` that also occur in `paper_text` (title + abstract)."""
+    return key_terms(question) & key_terms(paper_text)

@@ -1,0 +1,317 @@
+"""The only code that talks to Chroma: an embedded PersistentClient or a Chroma server.
+
+Vectors are computed by us (assistant.embeddings) and passed in, so Chroma never builds an
+embedding function of its own (its stock one would try to download a model). The collection's
+metadata records the embedding model, dimension and chunking; opening it with other values fails
+with a line telling the user to re-ingest.
+
+Chunk metadata: paper_id, title, position, n_chunks, fingerprint, year, authors, url, and one
+boolean key per category (`cat:cs.CL`) and per source file (`src:000_x.txt`), which lets Chroma
+filter on membership with a plain equality `where`. The first chunk also holds the full abstract.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from .config import Settings
+from .errors import StoreMismatchError, StoreMissingError, StoreUnavailableError
+from .types import Chunk, Filters, Paper
+
+SCHEMA = 1
+CAT, SRC = "cat:", "src:"
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk as read back from the store, with its stored metadata."""
+
+    chunk: Chunk
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class PaperState:
+    fingerprint: str
+    present: int  # chunks of the paper found in the store
+    n_chunks: int  # chunks the paper should have (-1: chunks of two versions are mixed)
+    last_position: int  # highest chunk position stored
+
+    @property
+    def complete(self) -> bool:
+        return self.present == self.n_chunks
+
+
+def _client(settings: Settings):
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url)
+        headers = {"x-chroma-token": settings.chroma_token} if settings.chroma_token else None
+        try:
+            return chromadb.HttpClient(
+                host=url.hostname or "localhost",
+                port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https",
+                headers=headers,
+                settings=chroma_settings,
+            )
+        except Exception as exc:  # chromadb raises plain ValueError/ConnectError here
+            raise StoreUnavailableError(
+                f"cannot reach the Chroma server at {settings.chroma_url} ({type(exc).__name__}): "
+                "start it with `chroma run --path DIR` or fix PAPERS_CHROMA_URL"
+            ) from None
+    settings.store_dir.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.store_dir), settings=chroma_settings)
+
+
+def describe_location(settings: Settings) -> str:
+    return settings.chroma_url or str(settings.store_dir.resolve())
+
+
+def chunk_metadata(chunk: Chunk, paper: Paper, fingerprint: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "paper_id": chunk.paper_id,
+        "title": chunk.title,
+        "position": chunk.position,
+        "n_chunks": chunk.n_chunks,
+        "fingerprint": fingerprint,
+        "authors": ", ".join(paper.authors),
+        "url": paper.url or "",
+        "sources": "\n".join(paper.sources),
+        "categories": " ".join(paper.categories),
+    }
+    if chunk.year is not None:
+        meta["year"] = chunk.year
+    meta.update({CAT + c: True for c in chunk.categories})
+    meta.update({SRC + s: True for s in chunk.sources})
+    if chunk.position == 0:
+        meta["abstract"] = paper.abstract
+    return meta
+
+
+def chunk_from(chunk_id: str, document: str, meta: dict[str, Any]) -> Chunk:
+    return Chunk(
+        chunk_id=chunk_id,
+        paper_id=meta["paper_id"],
+        title=meta["title"],
+        text=document,
+        position=int(meta["position"]),
+        n_chunks=int(meta["n_chunks"]),
+        year=meta.get("year"),
+        categories=tuple(meta.get("categories", "").split()),
+        sources=tuple(s for s in meta.get("sources", "").split("\n") if s),
+    )
+
+
+def where_filter(filters: Filters | None) -> dict[str, Any] | None:
+    """Filters -> a Chroma `where` clause (None when nothing is filtered)."""
+    if filters is None or filters.is_empty():
+        return None
+    clauses: list[dict[str, Any]] = []
+    if filters.year_min is not None:
+        clauses.append({"year": {"$gte": filters.year_min}})
+    if filters.year_max is not None:
+        clauses.append({"year": {"$lte": filters.year_max}})
+    if filters.category:
+        clauses.append({CAT + filters.category: True})
+    if filters.source:
+        clauses.append({SRC + filters.source: True})
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+class Store:
+    """A Chroma collection of chunks with our consistency rules around it."""
+
+    def __init__(self, settings: Settings, collection, client) -> None:
+        self.settings = settings
+        self._collection = collection
+        self._client = client
+
+    # --- opening ---------------------------------------------------------------------------
+    @classmethod
+    def open(cls, settings: Settings, *, create: bool = False) -> "Store":
+        """Open the collection; with create=False a missing or empty store is an error."""
+        from chromadb.errors import NotFoundError
+
+        if not create and not settings.chroma_url and not (settings.store_dir / "chroma.sqlite3").exists():
+            raise cls._missing(settings)
+        client = _client(settings)
+        expected = cls.expected_metadata(settings)
+        try:
+            collection = client.get_collection(settings.collection, embedding_function=None)
+        except NotFoundError:
+            if not create:
+                raise cls._missing(settings) from None
+            collection = client.create_collection(
+                settings.collection,
+                embedding_function=None,
+                metadata={**expected, "generation": uuid.uuid4().hex},
+                configuration={"hnsw": {"space": "cosine"}},
+            )
+        except Exception as exc:
+            raise StoreUnavailableError(
+                f"cannot open the store at {describe_location(settings)} ({exc}); "
+                "check PAPERS_CHROMA_URL / PAPERS_STORE_DIR"
+            ) from None
+        cls._check_compatible(collection.metadata or {}, expected, settings)
+        return cls(settings, collection, client)
+
+    @staticmethod
+    def expected_metadata(settings: Settings) -> dict[str, Any]:
+        from .embeddings import DIMENSION, MODEL_NAME
+
+        return {
+            "schema": SCHEMA,
+            "embedding_model": MODEL_NAME,
+            "dimension": DIMENSION,
+            "chunk_size": settings.chunk_size,
+            "chunk_overlap": settings.chunk_overlap,
+        }
+
+    @staticmethod
+    def _missing(settings: Settings) -> StoreMissingError:
+        return StoreMissingError(
+            f"no paper store at {describe_location(settings)}: build it with `papers ingest` "
+            "(the bundled collection) or `papers ingest PATH...`"
+        )
+
+    @staticmethod
+    def _check_compatible(actual: dict, expected: dict, settings: Settings) -> None:
+        diffs = [f"{k}={actual.get(k)!r} (now {v!r})" for k, v in expected.items() if actual.get(k) != v]
+        if diffs:
+            raise StoreMismatchError(
+                f"the store at {describe_location(settings)} was built with {', '.join(diffs)}: "
+                "re-ingest with `papers ingest --rebuild` (or restore the old settings)"
+            )
+
+    @classmethod
+    def delete(cls, settings: Settings) -> None:
+        """Drop the collection (for --rebuild); a missing one is fine."""
+        from chromadb.errors import NotFoundError
+
+        if not settings.chroma_url and not settings.store_dir.exists():
+            return
+        try:
+            _client(settings).delete_collection(settings.collection)
+        except NotFoundError:
+            pass
+
+    # --- reading ---------------------------------------------------------------------------
+    @property
+    def generation(self) -> str:
+        """Changes whenever the contents change; keys the BM25 index cached beside the store."""
+        return str((self._collection.metadata or {}).get("generation", ""))
+
+    def count(self) -> int:
+        return self._collection.count()
+
+    def _pages(self, include: list[str], where=None, page: int = 5000) -> Iterator[dict]:
+        offset = 0
+        while True:
+            got = self._collection.get(include=include, where=where, limit=page, offset=offset)
+            if not got["ids"]:
+                return
+            yield got
+            offset += len(got["ids"])
+
+    def paper_states(self) -> dict[str, PaperState]:
+        """Per paper: stored fingerprint and how many of its chunks are present."""
+        states: dict[str, list] = {}
+        for got in self._pages(["metadatas"]):
+            for meta in got["metadatas"]:
+                st = states.setdefault(meta["paper_id"], [meta["fingerprint"], 0, meta["n_chunks"], 0])
+                if st[0] != meta["fingerprint"]:  # chunks of two versions: never complete
+                    st[2] = -1
+                st[1] += 1
+                st[3] = max(st[3], int(meta["position"]))
+        return {pid: PaperState(*st) for pid, st in states.items()}
+
+    def iter_chunks(self) -> Iterator[Chunk]:
+        for got in self._pages(["metadatas", "documents"]):
+            for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"]):
+                yield chunk_from(cid, doc, meta)
+
+    def query(self, embedding, n: int, filters: Filters | None = None) -> list[tuple[Chunk, float]]:
+        """Nearest chunks with cosine similarity (1 - cosine distance), best first."""
+        n = min(n, max(self.count(), 1))
+        got = self._collection.query(
+            query_embeddings=[embedding], n_results=n, where=where_filter(filters),
+            include=["metadatas", "documents", "distances"],
+        )
+        return [
+            (chunk_from(cid, doc, meta), 1.0 - float(dist))
+            for cid, doc, meta, dist in zip(
+                got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0]
+            )
+        ]
+
+    def paper(self, paper_id: str) -> Paper | None:
+        """The full record of one paper (abstract from its first chunk)."""
+        got = self._collection.get(ids=[f"{paper_id}#0"], include=["metadatas"])
+        if not got["ids"]:
+            return None
+        meta = got["metadatas"][0]
+        return Paper(
+            paper_id=paper_id,
+            title=meta["title"],
+            abstract=meta.get("abstract", ""),
+            authors=tuple(a for a in meta.get("authors", "").split(", ") if a),
+            year=meta.get("year"),
+            url=meta.get("url") or None,
+            categories=tuple(meta.get("categories", "").split()),
+            sources=tuple(s for s in meta.get("sources", "").split("\n") if s),
+        )
+
+    # --- writing ---------------------------------------------------------------------------
+    @property
+    def max_batch(self) -> int:
+        try:
+            return int(self._client.get_max_batch_size())
+        except Exception:  # older servers do not report it
+            return 1000
+
+    def upsert(self, chunks: Sequence[Chunk], embeddings, metadatas: Sequence[dict]) -> None:
+        """Upsert in batches no larger than the client's max batch size."""
+        step = self.max_batch
+        for i in range(0, len(chunks), step):
+            part = chunks[i : i + step]
+            self._collection.upsert(
+                ids=[c.chunk_id for c in part],
+                embeddings=[list(map(float, e)) for e in embeddings[i : i + step]],
+                documents=[c.text for c in part],
+                metadatas=list(metadatas[i : i + step]),
+            )
+
+    def delete_chunks(self, chunk_ids: Iterable[str]) -> None:
+        ids = list(chunk_ids)
+        for i in range(0, len(ids), self.max_batch):
+            self._collection.delete(ids=ids[i : i + self.max_batch])
+
+    def chunk_ids_of(self, paper_ids: Iterable[str]) -> list[str]:
+        wanted = set(paper_ids)
+        out: list[str] = []
+        for got in self._pages(["metadatas"]):
+            out += [cid for cid, m in zip(got["ids"], got["metadatas"]) if m["paper_id"] in wanted]
+        return out
+
+    def bump_generation(self) -> None:
+        meta = dict(self._collection.metadata or {})
+        meta["generation"] = uuid.uuid4().hex
+        self._collection.modify(metadata=meta)
+
+    def local_dir(self) -> Path:
+        """Where derived indexes (BM25) are kept: beside the store, or in the cache for a server."""
+        if not self.settings.chroma_url:
+            return self.settings.store_dir
+        import hashlib
+
+        key = hashlib.sha1(f"{self.settings.chroma_url}|{self.settings.collection}".encode())
+        return self.settings.cache_dir / "servers" / key.hexdigest()[:12]

@@ -1,0 +1,385 @@
+"""The eval suite: question file, metric math, statement splitting, the deterministic
+faithfulness scorer and its calibration, the judge's parsing, staleness, the report, and the
+whole suite replayed offline against the thresholds in evals/thresholds.json."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from assistant.config import Settings
+from assistant.evaluation import metrics as M
+from assistant.evaluation.faithfulness import (
+    SIMILARITY_THRESHOLD,
+    CitedText,
+    DeterministicScorer,
+    agreement_at,
+    calibrate,
+    citation_numbers,
+    named_terms,
+    source_numbers,
+    split_statements,
+    statement_numbers,
+)
+from assistant.evaluation.judge import parse_statements, parse_verdicts, render_statements
+from assistant.evaluation.questions import (
+    KINDS,
+    QuestionsError,
+    load_questions,
+    parse_question,
+    shared_key_terms,
+    unknown_titles,
+)
+from assistant.evaluation.suite import (
+    EvalReport,
+    QuestionResult,
+    StaleRecordingsError,
+    StatementResult,
+    _check_fresh,
+    check_thresholds,
+    fingerprint,
+    load_thresholds,
+    stale_message,
+)
+from assistant.evaluation.faithfulness import Check
+
+ROOT = Path(__file__).resolve().parents[1]
+EVALS = ROOT / "evals"
+LABELS = Path(__file__).parent / "data" / "faithfulness_labels.jsonl"
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    from assistant.corpus import bundled_paths, read_papers
+
+    return {p.title: p for p in read_papers(bundled_paths()).papers}
+
+
+# --------------------------------------------------------------------------- questions
+
+
+def test_questions_file_covers_every_kind(corpus):
+    questions = load_questions(EVALS / "questions.jsonl")
+    assert len(questions) >= 40
+    for kind in KINDS:
+        assert sum(q.kind == kind for q in questions) >= 8, kind
+    assert unknown_titles(questions, list(corpus)) == []
+
+
+def test_fact_values_occur_in_their_paper(corpus):
+    for q in load_questions(EVALS / "questions.jsonl"):
+        if q.expected:
+            abstract = " ".join(corpus[t].abstract for t in q.gold)
+            assert any(M.value_in(abstract, v) for v in q.expected), (q.id, q.expected)
+
+
+def test_paraphrases_share_no_key_term_with_their_paper(corpus):
+    for q in load_questions(EVALS / "questions.jsonl"):
+        if q.kind == "paraphrase":
+            paper = corpus[q.gold[0]]
+            assert shared_key_terms(q.question, f"{paper.title} {paper.abstract}") == set(), q.id
+
+
+def test_question_schema_is_checked():
+    with pytest.raises(QuestionsError, match="abstain questions have no gold"):
+        parse_question({"id": "a", "kind": "abstain", "question": "q?", "gold": ["T"]}, "x:1")
+    with pytest.raises(QuestionsError, match="history"):
+        parse_question({"id": "f", "kind": "follow_up", "question": "and it?", "gold": ["T"]}, "x:2")
+    with pytest.raises(QuestionsError, match="kind"):
+        parse_question({"id": "k", "kind": "trivia", "question": "q?"}, "x:3")
+    q = parse_question({"id": "f", "kind": "fact", "question": "How many?", "gold": "T",
+                        "expected": ["9,200", "9200"]}, "x:4")
+    assert q.gold == ("T",) and q.expected == ("9,200", "9200")
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def test_retrieval_metrics_at_paper_level():
+    ranked = ["A", "x", "B", "y", "z", "C", "w", "v", "u", "t"]
+    assert M.recall_at_k(ranked, ["A", "B", "C"], 5) == pytest.approx(2 / 3)
+    assert M.recall_at_k(ranked, ["A", "B", "C"], 10) == 1.0
+    # more gold papers than k: the denominator is k, so a perfect top 5 scores 1
+    assert M.recall_at_k(["A", "B", "C", "D", "E"], list("ABCDEFG"), 5) == 1.0
+    assert M.reciprocal_rank(ranked, ["C", "B"]) == pytest.approx(1 / 3)
+    assert M.reciprocal_rank(ranked, ["nowhere"]) == 0.0
+    assert M.recall_at_k(ranked, [], 5) is None and M.reciprocal_rank(ranked, []) is None
+    # titles match whatever their punctuation or case
+    assert M.recall_at_k(["Pre-Training for IR"], ["pretraining for ir"], 5) == 1.0
+
+
+def test_citation_metrics():
+    gold, ok = ["A", "B", "C"], ["D"]
+    assert M.citation_precision(["A", "D", "E", "A"], gold, ok) == pytest.approx(2 / 3)
+    assert M.citation_precision([], gold) is None
+    assert M.citation_recall(["A", "E"], gold, shown=5) == pytest.approx(1 / 3)
+    # only 2 sources were shown: citing 2 gold papers is all the model could do
+    assert M.citation_recall(["A", "B"], gold, shown=2) == 1.0
+    assert M.citation_recall(["A"], [], shown=5) is None
+
+
+def test_fact_accuracy_needs_the_value_and_its_paper():
+    answer = "Wuerstchen trains in only 9200 GPU hours [1]."
+    assert M.fact_correct(answer, ["9,200"], ["Wuerstchen"], ["Wuerstchen"]) is True
+    assert M.fact_correct(answer, ["9,200"], ["Other paper"], ["Wuerstchen"]) is False
+    assert M.fact_correct("It needs 19,200 GPU hours [1].", ["9,200"], ["W"], ["W"]) is False
+    assert M.fact_correct(answer, [], ["W"], ["W"]) is None
+    assert M.value_in("a 48 times faster", "48") and M.value_in("48x faster", "48")
+    assert not M.value_in("148x faster", "48") and not M.value_in("4.8x", "48")
+    assert M.value_in("up to 21 % of URLs", "21%") and M.value_in("the 200K context", "200k")
+    assert M.value_in("in about four GPU hours", "four GPU hours")
+    assert not M.value_in("GraphCodeBERTa", "GraphCodeBERT")
+
+
+def test_abstention_accuracy():
+    assert M.abstention_correct(True, abstained=True, n_citations=0)
+    assert not M.abstention_correct(True, abstained=True, n_citations=1)
+    assert not M.abstention_correct(True, abstained=False, n_citations=0)
+    assert M.abstention_correct(False, abstained=False, n_citations=2)
+    assert not M.abstention_correct(False, abstained=True, n_citations=0)
+
+
+def _result(qid, kind, **kw) -> QuestionResult:
+    base = dict(id=qid, kind=kind, question="q", history=(), gold=(), acceptable=(), expected=(),
+                query="q", answer="a", abstained=False, cited=[], retrieved=[], sources_shown=5,
+                recall_at_5=None, recall_at_10=None, reciprocal_rank=None, citation_precision=None,
+                citation_recall=None, fact_correct=None, abstention_correct=True)
+    base.update(kw)
+    return QuestionResult(**base)
+
+
+def test_report_aggregates_overall_and_by_kind():
+    ok = StatementResult("s", (1,), Check(True, 0.9))
+    bad = StatementResult("s", (1,), Check(False, 0.2))
+    results = [
+        _result("t1", "topic", recall_at_5=1.0, recall_at_10=1.0, reciprocal_rank=1.0,
+                citation_precision=1.0, citation_recall=0.5, statements=[ok, bad],
+                faithfulness=0.5, faithfulness_judge=1.0),
+        _result("f1", "fact", recall_at_5=0.0, recall_at_10=1.0, reciprocal_rank=0.25,
+                citation_precision=0.5, citation_recall=1.0, fact_correct=True,
+                statements=[ok], faithfulness=1.0, faithfulness_judge=0.0),
+        _result("a1", "abstain", abstained=True, abstention_correct=True),
+        _result("a2", "abstain", abstained=False, abstention_correct=False, cited=["X"],
+                citation_precision=0.0),
+    ]
+    d = EvalReport(results, model="m", mode="replay", seconds=1.0).to_dict()
+    assert d["questions"] == 4
+    assert d["retrieval"] == {"recall@5": 0.5, "recall@10": 1.0, "mrr": 0.625, "questions": 2}
+    assert d["citations"]["precision"] == 0.5  # (1 + 0.5 + 0) / 3
+    assert d["citations"]["recall"] == 0.75
+    assert d["facts"] == {"accuracy": 1.0, "questions": 1}
+    assert d["abstention"]["accuracy"] == 0.75
+    assert d["abstention"]["abstain_recall"] == 0.5
+    assert d["abstention"]["false_abstention_rate"] == 0.0
+    assert d["faithfulness"] == 0.75 and d["faithfulness_judge"] == 0.5
+    assert d["statements"]["total"] == 3 and d["statements"]["supported"] == 2
+    assert set(d["by_kind"]) == {"topic", "fact", "abstain"}
+    assert d["by_kind"]["fact"]["retrieval"]["mrr"] == 0.25
+    assert d["by_kind"]["abstain"]["retrieval"]["recall@5"] is None
+    assert [r["id"] for r in d["results"]] == ["t1", "f1", "a1", "a2"]
+    json.dumps(d)  # the --json output is plain JSON
+
+
+def test_thresholds_name_each_failing_metric():
+    report = {"retrieval": {"recall@5": 0.5}, "faithfulness": 0.9,
+              "by_kind": {"fact": {"facts": {"accuracy": None}}}}
+    failures = check_thresholds(report, {"retrieval.recall@5": 0.6, "faithfulness": 0.8,
+                                         "by_kind.fact.facts.accuracy": 0.5})
+    assert failures == ["by_kind.fact.facts.accuracy: no value (threshold 0.5)",
+                        "retrieval.recall@5 = 0.500 < 0.600"]
+
+
+# --------------------------------------------------------------------------- statements
+
+
+def test_split_statements_keeps_each_sentence_with_its_markers():
+    answer = (
+        "Two papers study this.\n\n"
+        "TabPFN classifies small tabular data in under a second [1]. It needs no tuning, e.g. "
+        "no hyperparameter search [1][2]. TuneTables scales PFNs to larger datasets. [3]\n"
+        "- Crawl4LLM crawls only 21% of URLs [4].\n"
+        "- The paper reports strong results on 18 datasets."
+    )
+    st = split_statements(answer)
+    assert [s.cites for s in st] == [(), (1,), (1, 2), (3,), (4,), ()]
+    assert st[2].text == "It needs no tuning, e.g. no hyperparameter search."
+    assert st[3].text == "TuneTables scales PFNs to larger datasets."  # marker after the stop
+    assert not any("[" in s.text for s in st)
+
+
+def test_uncited_sentence_borrows_markers_within_its_paragraph():
+    st = split_statements("GPTQ is a one-shot quantization method. It runs in four GPU hours [2].")
+    assert [(s.cites, s.inherited) for s in st] == [((2,), True), ((2,), False)]
+    assert split_statements("Here is what the sources say:\n\nA claim about PFNs here [1].")[0].cites == (1,)
+    assert citation_numbers("see [1, 3] and [2][3]") == (1, 3, 2)
+
+
+def test_numbers_and_terms_the_scorer_checks():
+    assert statement_numbers("It needs 9,200 GPU hours, not four.") == {"9200", "4"}
+    assert statement_numbers("GPT-4 and Llama-3 beat T5") == set()
+    assert {"5700", "230", "1000"} <= source_numbers("up to 230times speedup, 5 700times on 1 000 points")
+    assert named_terms("The method beats CodeBERT and GPT-4 on Thai text, e.g. with LoRA.") == [
+        "CodeBERT", "GPT-4", "Thai", "LoRA"]
+    assert named_terms("It is 2.4x faster with 200K tokens.") == []
+
+
+def test_deterministic_scorer_gates_without_similarity():
+    """Numbers and names are checked against the cited text only (similarity off: 0)."""
+    scorer = DeterministicScorer(embed=lambda texts: [[1.0, 0.0]] * len(texts), threshold=0.0)
+    tabpfn = CitedText(1, "TabPFN", "TabPFN classifies 18 datasets from OpenML-CC18 in a second.")
+    other = CitedText(2, "Other", "Crawl4LLM crawls 21% of URLs.")
+    assert scorer.check("TabPFN is evaluated on 18 datasets [1].", [tabpfn]).supported
+    wrong_number = scorer.check("TabPFN is evaluated on 81 datasets.", [tabpfn])
+    assert not wrong_number.supported and wrong_number.missing_numbers == ("81",)
+    swapped = scorer.check("TuneTables is evaluated on 18 datasets.", [tabpfn])
+    assert swapped.missing_terms == ("TuneTables",)
+    # true of source 2, but the statement cites source 1 only: unsupported
+    assert not scorer.check("Crawl4LLM crawls 21% of URLs.", [tabpfn]).supported
+    assert scorer.check("Crawl4LLM crawls 21% of URLs.", [other]).supported
+    assert scorer.check("Anything.", []).reason == "cites no source"
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def _labels() -> list[dict]:
+    return [json.loads(line) for line in LABELS.read_text(encoding="utf-8").splitlines() if line]
+
+
+def test_labelled_statements_are_real_and_balanced(corpus):
+    labels = _labels()
+    assert len(labels) >= 20
+    kinds = {row["label"] for row in labels}
+    assert kinds == {"supported", "unsupported"}
+    assert sum(row["label"] == "unsupported" for row in labels) >= 10
+    for row in labels:
+        assert corpus[row["title"]].abstract == row["source"], row["id"]
+
+
+def test_threshold_is_calibrated_on_the_labels(record_property):
+    """Re-derive the similarity threshold from the hand labels and report the agreement."""
+    from assistant.embeddings import make_embedding_function
+
+    scorer = DeterministicScorer(make_embedding_function(Settings()))
+    sims, gates, labels = [], [], []
+    for row in _labels():
+        source = [CitedText(1, row["title"], row["source"])]
+        numbers, terms = scorer.gates(row["statement"], source)
+        sims.append(scorer.similarity(row["statement"], source))
+        gates.append(not numbers and not terms)
+        labels.append(row["label"] == "supported")
+    best = calibrate(sims, gates, labels)
+    used = agreement_at(SIMILARITY_THRESHOLD, sims, gates, labels)
+    record_property("agreement", round(used.agreement, 3))
+    record_property("kappa", round(used.kappa, 3))
+    print(f"\ndeterministic scorer vs {used.n} labels at threshold {SIMILARITY_THRESHOLD}: "
+          f"agreement {used.agreement:.1%}, kappa {used.kappa:.2f} "
+          f"(TP {used.true_positive}, TN {used.true_negative}, FP {used.false_positive}, "
+          f"FN {used.false_negative})")
+    assert abs(best.threshold - SIMILARITY_THRESHOLD) <= 0.02, best
+    assert used.agreement == best.agreement
+    assert used.agreement >= 0.8
+    assert used.false_negative <= 2  # true statements are rarely rejected
+
+
+# --------------------------------------------------------------------------- judge parsing
+
+
+def test_judge_replies_are_parsed_leniently():
+    from assistant.evaluation.faithfulness import Statement
+
+    answer_statements = [Statement("TabPFN classifies small datasets fast.", (1,)),
+                         Statement("TuneTables compresses large datasets into a context.", (2,))]
+    reply = ("Statements:\n- TabPFN classifies small tabular datasets quickly. [1]\n"
+             "- TuneTables compresses large datasets into a learned context.\n"
+             "2. It is good.\n")
+    st = parse_statements(reply, answer_statements)
+    assert [(s.text, s.cites) for s in st] == [
+        ("TabPFN classifies small tabular datasets quickly.", (1,)),
+        ("TuneTables compresses large datasets into a learned context.", (2,)),
+    ]
+    assert render_statements(st).splitlines()[1].startswith("2. (cites [2]) TuneTables")
+    assert parse_verdicts("1: yes\nStatement 2 - No, it is not stated\n3: maybe", 3) == [True, False, None]
+
+
+# --------------------------------------------------------------------------- staleness
+
+
+def test_fingerprint_changes_with_prompts_model_and_question():
+    q = parse_question({"id": "t", "kind": "topic", "question": "Which papers?", "gold": ["T"]}, "x")
+    base = fingerprint(q, "m", 4096, {"answer": "A"})
+    assert base == fingerprint(q, "m", 4096, {"answer": "A"})
+    assert base != fingerprint(q, "m", 4096, {"answer": "B"})
+    assert base != fingerprint(q, "other", 4096, {"answer": "A"})
+    q2 = parse_question({"id": "t", "kind": "topic", "question": "Which ones?", "gold": ["T"]}, "x")
+    assert base != fingerprint(q2, "m", 4096, {"answer": "A"})
+
+
+def test_stale_recordings_fail_with_one_line(tmp_path):
+    q = parse_question({"id": "t", "kind": "topic", "question": "Which papers?", "gold": ["T"]}, "x")
+    (tmp_path / "t.yaml").write_text("interactions: []\n")
+    manifest = {"questions": {"t": {"fingerprint": "old", "seconds": 120.0}}}
+    with pytest.raises(StaleRecordingsError) as info:
+        _check_fresh([q], tmp_path, manifest, "m", 4096)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("recordings are stale (prompt or model changed): re-record with "
+                              "`papers eval --record` (needs the local model, ~2 min)")
+    assert stale_message({}, 10).endswith("~15 min)")
+
+
+# --------------------------------------------------------------------------- report
+
+
+def test_markdown_report_with_one_chart_per_metric(tmp_path):
+    from assistant.evaluation.report import METRICS, write_report
+
+    ok = StatementResult("TabPFN is fast | small.", (1,), Check(True, 0.81))
+    results = [_result("t1", "topic", recall_at_5=1.0, statements=[ok], faithfulness=1.0,
+                       gold=("A",), retrieved=["A", "B"], cited=["A"]),
+               _result("a1", "abstain", abstained=True)]
+    d = EvalReport(results, model="m", mode="replay", seconds=1.0).to_dict()
+    md = write_report(d, tmp_path / "report")
+    text = md.read_text()
+    assert "| Retrieval recall@5 | 1.00 |" in text
+    assert "| topic | 1 |" in text and "### t1 (topic)" in text
+    assert "TabPFN is fast \\| small." in text  # pipes escaped inside table cells
+    for _, _, name in METRICS:
+        png = tmp_path / "report" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({name}.png)" in text
+
+
+# --------------------------------------------------------------------------- the suite, replayed
+
+
+def test_suite_replays_offline_above_thresholds(tmp_path):
+    """`papers eval --json --report DIR`, replayed with no model at all: every metric meets
+    evals/thresholds.json, the report is written, and it all takes well under a minute."""
+    import typer
+    from typer.testing import CliRunner
+
+    from assistant.evaluation.command import eval_command
+
+    thresholds = load_thresholds(EVALS)
+    assert thresholds, "evals/thresholds.json is missing"
+    app = typer.Typer()
+    app.command()(eval_command)
+    start = time.perf_counter()
+    result = CliRunner().invoke(app, ["--json", "--report", str(tmp_path / "report"),
+                                      "--evals-dir", str(EVALS)])
+    seconds = time.perf_counter() - start
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["questions"] == len(load_questions(EVALS / "questions.jsonl"))
+    assert {"retrieval", "citations", "abstention", "faithfulness", "by_kind", "results"} <= set(data)
+    assert check_thresholds(data, thresholds) == []
+    assert data["meta"]["embedded_live"] == 0, "evals/embeddings.npz is stale: papers eval --record"
+    assert (tmp_path / "report" / "README.md").is_file()
+    print(f"\nreplay: {seconds:.1f} s; " + ", ".join(
+        f"{k}={check}" for k, check in [("recall@5", data["retrieval"]["recall@5"]),
+                                        ("faithfulness", data["faithfulness"])]))
+    assert seconds < 60, f"replay took {seconds:.0f} s"
