@@ -1,6 +1,7 @@
 """Citation markers in an answer -> Citations of the numbered sources; unknown numbers stripped.
 
-Accepted forms: `[1]`, `[1, 3]`, `[1; 3]`, `[1][2]`, `[1-3]`, `[Source 2]`. A marker naming a
+Accepted forms: `[1]`, `[1, 3]`, `[1; 3]`, `[1][2]`, `[1-3]`, `[Source 2]`; four digits (`[2023]`)
+are a year, not a source. A marker naming a
 number that was never given to the model is removed from the text and counted in `dropped`, as
 paper-qa strips unknown citation keys.
 """
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 from .types import Citation, Source
 
 MARKER = re.compile(
-    r"\[\s*(?:sources?\s*)?(\d+(?:\s*(?:[,;]|-|–|and)\s*(?:sources?\s*)?\d+)*)\s*\]", re.IGNORECASE
+    r"\[\s*(?:sources?\s*)?(\d{1,3}(?:\s*(?:[,;]|-|–|and)\s*(?:sources?\s*)?\d{1,3})*)\s*\]",
+    re.IGNORECASE,
 )
 _NUM = re.compile(r"\d+")
 _RANGE = re.compile(r"(\d+)\s*[-–]\s*(\d+)")

@@ -20,14 +20,26 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Grounded question answering over research-paper abstracts.")
 llm_app = typer.Typer(no_args_is_help=True, help="The language model.")
 app.add_typer(llm_app, name="llm")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # soft_wrap: an error stays one line
 out = Console()
 
 EXIT_SKIPPED = 3  # ingest finished but skipped malformed records
 
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"papers {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(ctx: typer.Context) -> None:
+def _root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
     ctx.obj = Settings()
 
 
@@ -139,11 +151,13 @@ def ask(
     model: Annotated[str | None, typer.Option("--model", help="Model name for the endpoint.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Answer a question from the collection, citing papers by [n]."""
+    """Answer a question from the collection, citing papers by \\[n]."""
     from .answer import Assistant
     from .types import Answer
 
-    with Assistant(_settings(ctx)) as assistant:
+    settings = _settings(ctx)
+    _ensure_store(settings)
+    with Assistant(settings) as assistant:
         answer = None
         for event in assistant.stream(question, history or None, k=k, model=model):
             if isinstance(event, Answer):
@@ -176,11 +190,39 @@ def llm_serve(
     serve_forever(_settings(ctx), host=host, port=port)
 
 
+@app.command()
+def chat(
+    ctx: typer.Context,
+    k: Annotated[int | None, typer.Option("-k", min=1, max=100, help="Papers per question.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model name for the endpoint.")] = None,
+) -> None:
+    """Chat with the collection in the terminal (reads one question a line when piped)."""
+    from .repl import run_chat
+
+    settings = _settings(ctx)
+    _ensure_store(settings)
+    raise typer.Exit(run_chat(settings, k=k, model=model))
+
+
+def _ensure_store(settings: Settings) -> None:
+    """First use of ask/chat with no local store: ingest the bundled collection, saying so."""
+    from .store import Store
+
+    if settings.chroma_url or (settings.store_dir / "chroma.sqlite3").exists():
+        return
+    err.print(f"No paper store at {settings.store_dir}: ingesting the bundled collection "
+              "(399 papers, about a minute, once)...", highlight=False)
+    from .ingest import ingest as run_ingest
+
+    report = run_ingest(settings)
+    err.print(f"Stored {report.papers} papers ({report.chunks} chunks) in {report.seconds:.0f} s.",
+              highlight=False)
+    Store.open(settings)  # fails loudly now rather than at the first question
+
+
 def _register_optional_commands() -> None:
     from .evaluation.command import eval_command
-    from .repl import chat_command
 
-    app.command("chat")(chat_command)
     app.command("eval")(eval_command)
 
 

@@ -83,6 +83,12 @@ def ingest(
         if state is None or state.fingerprint != fp or not state.complete:
             todo.append(paper)
     added = sum(1 for p in todo if p.paper_id not in states)
+    keep = {p.paper_id for p in result.papers}
+    gone = [pid for pid in states if pid not in keep] if prune else []
+    if todo or gone:
+        # Before the first write: a run stopped midway must not leave the BM25 index cached
+        # beside the store looking current (it is keyed by the generation).
+        store.bump_generation()
 
     embed_seconds, written = 0.0, 0
     if todo:
@@ -109,14 +115,12 @@ def ingest(
                 progress(done, len(todo))
 
     pruned = 0
-    if prune:
-        keep = {p.paper_id for p in result.papers}
-        gone = [pid for pid in states if pid not in keep]
+    if gone:
         store.delete_chunks(store.chunk_ids_of(gone))
         pruned = len(gone)
 
     if todo or pruned:
-        store.bump_generation()
+        store.bump_generation()  # again: a search during the run may have indexed a partial store
     BM25Index.for_store(store)  # rebuilt and saved when the generation changed (or missing)
     return IngestReport(
         added=added,

@@ -58,3 +58,18 @@ def _isolated_env(monkeypatch, tmp_path_factory):
     cache = tmp_path_factory.getbasetemp() / "papers-cache"
     monkeypatch.setenv("PAPERS_CACHE_DIR", str(cache))
     monkeypatch.setenv("PAPERS_STORE_DIR", str(tmp_path_factory.getbasetemp() / "unused-store"))
+
+
+@pytest.fixture(scope="session")
+def bundled_store(tmp_path_factory):
+    """Settings of a store holding the bundled collection, ingested once per test session (~1 min).
+
+    Tests must not write to it; copy it (shutil.copytree) to change it.
+    """
+    from assistant.config import Settings
+    from assistant.ingest import ingest
+
+    root = tmp_path_factory.mktemp("bundled")
+    settings = Settings(store_dir=root / "store", cache_dir=tmp_path_factory.getbasetemp() / "papers-cache")
+    ingest(settings)
+    return settings

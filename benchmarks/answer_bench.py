@@ -1,0 +1,140 @@
+"""End-to-end answers with the embedded model: time to first token, total, prompt size, citations.
+
+    .venv/bin/python benchmarks/answer_bench.py               # 10 questions, ~3-6 min on 2 cores
+    .venv/bin/python benchmarks/answer_bench.py --n 4 --kinds fact
+
+The model: PAPERS_LLM_BASE_URL taken from /tmp/llm_server_url when that file exists (a running
+`papers llm serve`, i.e. the embedded Qwen2.5-Coder-1.5B), else --base-url, else the Assistant
+starts the embedded model itself (first question then includes its start; stage the GGUF with
+--cache-dir pointing at a cache that holds it, or it is copied into the benchmark cache).
+
+Questions: answerable ones of evals/questions.jsonl with gold titles (no history), taken round-
+robin over --kinds. Per question, through `Assistant.stream_events` (what `papers ask` runs):
+  ttft      seconds from the call to the first text delta (retrieval + prompt + prefill) [median <= 5 s]
+  total     seconds to the final Answer                                              [median <= 15 s]
+  prompt    prompt tokens as Answer.usage reports them (llama.cpp does not report usage when
+            streaming, so these are cl100k counts made by assistant.llm)            [median <= 1000]
+  recall    gold papers cited / gold papers; `shown` = gold papers among the sources the
+            model was given (a retrieval/selection miss vs a model miss)
+The store is the shared benchmark store of the bundled corpus (built once by ingest). One
+untimed warm-up search loads the retriever first, so ttft holds no model/index load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+
+URL_FILE = Path("/tmp/llm_server_url")
+
+
+def pick_questions(n: int, kinds: list[str]) -> list[dict]:
+    by_kind = {k: [q for q in common.read_questions()
+                   if q.get("kind") == k and q.get("gold") and not q.get("history")] for k in kinds}
+    picked: list[dict] = []
+    while len(picked) < n and any(by_kind.values()):
+        for k in kinds:
+            if by_kind[k] and len(picked) < n:
+                picked.append(by_kind[k].pop(0))
+    return picked
+
+
+def norm(title: str) -> str:
+    return " ".join(title.lower().split())
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=10, help="questions (default 10)")
+    ap.add_argument("--kinds", default="topic,fact,paraphrase", help="question kinds, round-robin")
+    ap.add_argument("--base-url", default=None,
+                    help=f"OpenAI-compatible endpoint (default: contents of {URL_FILE} if it exists, "
+                         "else the embedded model is started)")
+    ap.add_argument("--model", default=None, help="model name for the endpoint (default: the embedded one)")
+    ap.add_argument("--store", type=Path, default=None, help="an existing store of the bundled corpus")
+    ap.add_argument("--cache-dir", type=Path, default=None, help="PAPERS_CACHE_DIR (default: benchmark cache)")
+    ap.add_argument("--show-answers", action="store_true", help="print each answer's text")
+    args = ap.parse_args(argv)
+
+    from assistant.answer import Assistant
+    from assistant.config import LOCAL_MODEL
+    from assistant.types import Answer, Retrieved
+
+    base_url = args.base_url
+    if base_url is None and URL_FILE.exists():
+        base_url = URL_FILE.read_text().strip() or None
+    common.header("answers with the embedded model")
+    store_settings = common.bundled_store(args.cache_dir, args.store)
+    overrides = {"llm_base_url": base_url}
+    if base_url:
+        # The server behind the URL file is the embedded model: same name and 4096-token window.
+        overrides.update(llm_model=args.model or LOCAL_MODEL, context_window=store_settings.local_ctx)
+    elif args.model:
+        overrides["llm_model"] = args.model
+    settings = store_settings.model_copy(update=overrides)
+    print(f"model: {settings.model_name} at {base_url or 'embedded server started by the Assistant'}")
+
+    questions = pick_questions(args.n, [k.strip() for k in args.kinds.split(",") if k.strip()])
+    rows, ttfts, totals, prompts, recalls = [], [], [], [], []
+    with Assistant(settings) as assistant:
+        assistant.search("warm up the retriever")  # store, BM25 and MiniLM loads, not timed below
+        for q in questions:
+            load_before = common.load()[0]
+            t0 = time.perf_counter()
+            answer, retrieved, first = None, None, None
+            for event in assistant.stream_events(q["question"]):
+                if isinstance(event, Retrieved):
+                    retrieved = event
+                elif isinstance(event, Answer):
+                    answer = event
+                elif first is None:
+                    first = time.perf_counter() - t0
+            total = time.perf_counter() - t0
+            gold = {norm(t) for t in q["gold"]}
+            cited = {norm(c.title) for c in answer.citations}
+            shown = {norm(s.title) for s in (retrieved.sources if retrieved else ())}
+            recall = len(gold & cited) / len(gold)
+            ttft = answer.timings.first_token_s if answer.timings.first_token_s is not None else first
+            ttfts.append(ttft if ttft is not None else total)
+            totals.append(total)
+            prompts.append(answer.usage.prompt_tokens)
+            recalls.append(recall)
+            rows.append((q["id"], ttft, total, retrieved.retrieval_s if retrieved else None,
+                         answer.usage.prompt_tokens, answer.usage.completion_tokens, len(shown),
+                         f"{len(gold & shown)}/{len(gold)}", f"{len(gold & cited)}/{len(gold)}", recall,
+                         "yes" if answer.abstained else "", f"{load_before:.2f}"))
+            print(f"  {q['id']}: ttft {ttft if ttft is not None else float('nan'):.1f} s, total {total:.1f} s, "
+                  f"prompt {answer.usage.prompt_tokens} tok, cited {len(gold & cited)}/{len(gold)} gold",
+                  file=sys.stderr, flush=True)
+            if args.show_answers:
+                print(f"\n[{q['id']}] {q['question']}\n{answer.text}\n", file=sys.stderr)
+
+    print()
+    common.table(["question", "ttft s", "total s", "retrieval s", "prompt tok", "answer tok", "sources",
+                  "gold shown", "gold cited", "recall", "abstained", "load"], rows, digits=2)
+    med_ttft, med_total, med_prompt = common.median(ttfts), common.median(totals), common.median(prompts)
+    mean_recall = sum(recalls) / len(recalls) if recalls else float("nan")
+    print()
+    common.table(["figure", "value", "goal", ""], [
+        ("median time to first token (s)", med_ttft, "<= 5", common.goal(med_ttft <= 5)),
+        ("median total (s)", med_total, "<= 15", common.goal(med_total <= 15)),
+        ("median prompt tokens (cl100k)", med_prompt, "<= 1000", common.goal(med_prompt <= 1000)),
+        ("citation recall (gold cited / gold), mean", mean_recall, "", ""),
+        ("p95-ish: max ttft / max total (s)", f"{max(ttfts):.1f} / {max(totals):.1f}", "", ""),
+    ], digits=2)
+    if base_url:
+        print("note: the model server is shared; a request queued behind another engineer's shows as ttft.")
+    common.footer()
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""Cold `papers search "stability gap"`: a whole new process (imports, store, model load).
+
+    .venv/bin/python benchmarks/cold_search.py            # 5 runs of each, ~1 min
+    .venv/bin/python benchmarks/cold_search.py --runs 9 --query "tabular"
+
+Figures (goal: median < 2 s):
+  python -c pass          the interpreter's own start, measured in the same run (baseline)
+  import assistant.cli    the CLI module and what it imports at top level (typer, rich, pydantic)
+  papers search QUERY     the whole command, output discarded             median of --runs
+Runs alternate (baseline, import, search, ...) after one untimed warm-up run, so load drift hits
+all three alike. Then, in a child process, the same work step by step (phases), and a
+`python -X importtime` run of the command: time by top-level package (sum of self time) and the
+heaviest imports made directly by assistant modules (cumulative). -X importtime itself adds
+overhead; read its numbers as shares.
+
+The store is the shared benchmark store of the bundled corpus (built once by ingest) unless
+--store is given; PAPERS_STORE_DIR / PAPERS_CACHE_DIR point the command at it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+
+
+def papers_cmd() -> list[str]:
+    script = Path(sys.executable).with_name("papers")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "assistant"]
+
+
+def run(cmd: list[str], env: dict) -> tuple[float, subprocess.CompletedProcess]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return time.perf_counter() - t0, proc
+
+
+# --- the phases child ------------------------------------------------------------------------
+def child_phases(query: str) -> None:
+    """Runs in a fresh process: the work of `papers search` step by step, printed as JSON."""
+    t0 = time.perf_counter()
+    phases = []
+
+    def mark(name: str) -> None:
+        nonlocal t0
+        now = time.perf_counter()
+        phases.append((name, now - t0))
+        t0 = now
+
+    import assistant.cli  # noqa: F401  (typer, rich, pydantic-settings)
+    mark("import assistant.cli (typer, rich, pydantic)")
+    from assistant.answer import Assistant
+    from assistant.config import Settings
+
+    settings = Settings()
+    mark("import assistant.answer + Settings()")
+    a = Assistant(settings)
+    import chromadb  # noqa: F401
+    mark("import chromadb")
+    store = a.store
+    mark("Store.open (client, collection) + count")
+    from assistant.embeddings import make_embedding_function
+    from assistant.retrieval import BM25Index, Retriever
+
+    mark("import embeddings + retrieval (numpy...)")
+    embed = make_embedding_function(settings)
+    mark("make_embedding_function (assets check, class)")
+    import bm25s  # noqa: F401
+    import Stemmer  # noqa: F401
+    mark("import bm25s + Stemmer")
+    bm25 = BM25Index.for_store(store)
+    mark("BM25Index.for_store (load)")
+    a._retriever = Retriever(settings, store, embed, bm25)
+    embed(["warm"])
+    mark("first embed (onnxruntime import + session + tokenizer)")
+    store.query(embed([query])[0], settings.candidates)
+    mark("first chroma query (HNSW load)")
+    a.search(query, k=10)
+    mark("the search itself (warm)")
+    print(json.dumps(phases))
+
+
+# --- importtime ------------------------------------------------------------------------------
+LINE = re.compile(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)")
+
+
+def parse_importtime(stderr: str):
+    """[(name, self_us, cumulative_us, depth, parent)] from `-X importtime` output."""
+    entries = []
+    for line in stderr.splitlines():
+        m = LINE.match(line)
+        if m:
+            self_us, cum_us, indent, name = int(m[1]), int(m[2]), m[3], m[4]
+            entries.append([name, self_us, cum_us, (len(indent) - 1) // 2, None])
+    # Children are printed before their parent: an entry at depth d adopts the pending d+1 ones.
+    pending: dict[int, list] = defaultdict(list)
+    for e in entries:
+        for child in pending.pop(e[3] + 1, []):
+            child[4] = e[0]
+        pending[e[3]].append(e)
+    return entries
+
+
+def importtime_report(env: dict, query: str, top: int) -> None:
+    target = papers_cmd()
+    target = target[1:] if target[0] == sys.executable else target  # ["-m", "assistant"] or [script]
+    cmd = [sys.executable, "-X", "importtime", *target, "search", query]
+    wall, proc = run(cmd, env)
+    entries = parse_importtime(proc.stderr)
+    total_us = sum(e[1] for e in entries)
+    by_root: dict[str, int] = defaultdict(int)
+    for name, self_us, *_ in entries:
+        by_root[name.split(".")[0]] += self_us
+    print(f"\n-X importtime: {len(entries)} modules, {total_us / 1e6:.2f} s of imports in a "
+          f"{wall:.2f} s run (importtime's own overhead included)")
+    rows = [(root, us / 1e3, 100 * us / total_us) for root, us in
+            sorted(by_root.items(), key=lambda kv: -kv[1])[:top]]
+    common.table(["top-level package (sum of self)", "ms", "% of imports"], rows, digits=1)
+    direct = [e for e in entries if e[4] is None or e[4].startswith("assistant")]
+    direct = [e for e in direct if not e[0].startswith("assistant")]
+    rows = [(e[0], e[4] or "(top level)", e[2] / 1e3) for e in sorted(direct, key=lambda e: -e[2])[:top]]
+    print()
+    common.table(["imported (cumulative)", "by", "ms"], rows, digits=1)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5, help="timed runs of each command (default 5)")
+    ap.add_argument("--query", default="stability gap")
+    ap.add_argument("--top", type=int, default=12, help="rows of the importtime tables")
+    ap.add_argument("--store", type=Path, default=None, help="an existing store of the bundled corpus")
+    ap.add_argument("--cache-dir", type=Path, default=None, help="PAPERS_CACHE_DIR (default: benchmark cache)")
+    ap.add_argument("--child-phases", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child_phases:
+        child_phases(args.query)
+        return 0
+
+    common.header(f'cold `papers search "{args.query}"`')
+    settings = common.bundled_store(args.cache_dir, args.store)
+    env = {**os.environ, "PAPERS_STORE_DIR": str(settings.store_dir),
+           "PAPERS_CACHE_DIR": str(settings.cache_dir)}
+    for var in ("PAPERS_CHROMA_URL", "PAPERS_CHROMA_TOKEN", "PYTHONPROFILEIMPORTTIME"):
+        env.pop(var, None)
+
+    commands = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "python -c 'import assistant.cli'": [sys.executable, "-c", "import assistant.cli"],
+        f'papers search "{args.query}"': papers_cmd() + ["search", args.query],
+    }
+    times: dict[str, list[float]] = {k: [] for k in commands}
+    for name, cmd in commands.items():  # untimed warm-up: page cache, .pyc files
+        _, proc = run(cmd, env)
+        if proc.returncode != 0:
+            print(f"`{name}` failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+            return 0
+    for _ in range(args.runs):
+        for name, cmd in commands.items():
+            wall, _ = run(cmd, env)
+            times[name].append(wall)
+
+    base = common.median(times["python -c pass"])
+    rows = []
+    for name, vals in times.items():
+        med = common.median(vals)
+        rows.append((name, med, min(vals), max(vals), med - base, med / base))
+    print(f"{args.runs} runs each, alternating; load now {common.load()[0]:.2f}")
+    common.table(["command", "median s", "min s", "max s", "- baseline s", "x baseline"], rows, digits=2)
+    search_med = common.median(times[f'papers search "{args.query}"'])
+    print(f"cold search median {search_med:.2f} s, goal < 2 s: {common.goal(search_med < 2.0)}")
+
+    # phases, in fresh processes (median of 3)
+    per_phase: dict[str, list[float]] = defaultdict(list)
+    order: list[str] = []
+    for _ in range(3):
+        wall, proc = run([sys.executable, __file__, "--child-phases", "--query", args.query], env)
+        if proc.returncode != 0:
+            print(f"phases child failed: {proc.stderr.strip()[-500:]}")
+            break
+        for name, secs in json.loads(proc.stdout.strip().splitlines()[-1]):
+            if name not in per_phase:
+                order.append(name)
+            per_phase[name].append(secs)
+    if per_phase:
+        print("\nphases of a cold search, in a fresh process (median of 3; interpreter start not included)")
+        rows = [(name, common.median(per_phase[name])) for name in order]
+        rows.append(("total after interpreter start", sum(r[1] for r in rows)))
+        common.table(["phase", "seconds"], rows, digits=3)
+
+    importtime_report(env, args.query, args.top)
+    common.footer()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
