@@ -244,7 +244,7 @@ class Assistant:
         lines: list[str] = []
         for turn in turns[-3:]:
             lines.append(f"User: {turn.question}")
-            if turn.answer:
+            if turn.answer and turn.answer != SENTINEL:
                 lines.append(f"Assistant: {_strip_markers(turn.answer)[:ANSWER_HISTORY_CHARS]}")
         while lines and self.count_tokens("\n".join(lines)) > HISTORY_TOKENS:
             lines.pop(0)
@@ -261,9 +261,10 @@ class Assistant:
     def condense(self, question: str, turns: list[Turn], model: str | None) -> tuple[str, Usage]:
         """Rewrite a follow-up into a standalone query using the earlier turns."""
         history = "\n".join(
-            f"User: {t.question}" + (f"\nAssistant: {_strip_markers(t.answer)[:300]}" if t.answer else "")
+            f"User: {t.question}" + (f"\nAssistant: {_strip_markers(t.answer)[:300]}"
+                                     if t.answer and t.answer != SENTINEL else "")
             for t in turns[-3:]
-        )
+        )  # an abstention says nothing about the topic: the model copied it into the query
         prompt = prompts.render("condense", history=history, question=question)
         completion = self.llm.complete([{"role": "user", "content": prompt}], max_tokens=60, model=model)
         query = completion.text.strip().splitlines()[0].strip().strip('"') if completion.text.strip() else ""

@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import importlib.util
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +109,11 @@ def _mark_verified(path: Path, sha256: str) -> None:
     _stamp_path(path).write_text(_stamp_of(path, sha256))
 
 
+def _tmp_path(dest: Path) -> Path:
+    """A temporary name per process: two first runs staging at once must not share one."""
+    return dest.with_name(f"{dest.name}.{os.getpid()}.tmp")
+
+
 def _reinstall_hint(requirement: str) -> str:
     return f"reinstall it: `pip install --force-reinstall '{requirement}'`"
 
@@ -128,9 +132,12 @@ def stage_file(src: PackageFile, dest: Path, transform: Callable[[bytes], bytes]
     if hashlib.sha256(data).hexdigest() != src.sha256:
         raise AssetError(f"{path} is corrupt (sha256 mismatch); " + _reinstall_hint(src.requirement))
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, dest)
+    tmp = _tmp_path(dest)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)  # gone after a successful replace
     _mark_verified(dest, src.sha256)
     return dest
 
@@ -189,17 +196,21 @@ def ensure_gguf(cache_dir: Path, progress: Progress | None = None) -> Path:
                              + _reinstall_hint(part.requirement))
         paths.append(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp")
+    tmp = _tmp_path(dest)
     digest, done = hashlib.sha256(), 0
-    with open(tmp, "wb") as out:
-        for path in paths:
-            with open(path, "rb") as fh:
-                while block := fh.read(8 << 20):
-                    out.write(block)
-                    digest.update(block)
-                    done += len(block)
-                    if progress:
-                        progress(done, GGUF_SIZE)
+    try:
+        with open(tmp, "wb") as out:
+            for path in paths:
+                with open(path, "rb") as fh:
+                    while block := fh.read(8 << 20):
+                        out.write(block)
+                        digest.update(block)
+                        done += len(block)
+                        if progress:
+                            progress(done, GGUF_SIZE)
+    except BaseException:  # Ctrl-C, full disk: leave no 1 GB partial file behind
+        tmp.unlink(missing_ok=True)
+        raise
     if done != GGUF_SIZE or digest.hexdigest() != GGUF_SHA256:
         tmp.unlink(missing_ok=True)
         raise AssetError(
@@ -210,7 +221,3 @@ def ensure_gguf(cache_dir: Path, progress: Progress | None = None) -> Path:
     _mark_verified(dest, GGUF_SHA256)
     return dest
 
-
-def copy_tree(src: Path, dest: Path) -> None:
-    """Copy a folder (used by tests and benchmarks to stage a private cache)."""
-    shutil.copytree(src, dest, dirs_exist_ok=True)
