@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .config import Settings
@@ -21,7 +22,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 llm_app = typer.Typer(no_args_is_help=True, help="The language model.")
 app.add_typer(llm_app, name="llm")
 err = Console(stderr=True, soft_wrap=True)  # soft_wrap: an error stays one line
-out = Console()
+out = Console(soft_wrap=True)
 
 EXIT_SKIPPED = 3  # ingest finished but skipped malformed records
 
@@ -87,7 +88,7 @@ def ingest(
         report = run_ingest(settings, paths or None, prune=prune, strict=strict,
                             rebuild=rebuild, progress=progress)
     for problem in report.problems[:20]:
-        err.print(f"[yellow]skipped[/] {problem}", highlight=False, markup=True)
+        err.print(f"[yellow]skipped[/] {escape(str(problem))}", highlight=False)
     if len(report.problems) > 20:
         err.print(f"... and {len(report.problems) - 20} more malformed records")
     out.print(
@@ -127,7 +128,7 @@ def search(
                     ("snippet", {"ratio": 3})):
         table.add_column(col, **kw)
     for h in hits:
-        table.add_row(str(h.rank), h.title, f"{h.score:.3f}", h.snippet)
+        table.add_row(str(h.rank), escape(h.title), f"{h.score:.3f}", escape(h.snippet))
     out.print(table)
 
 
@@ -138,7 +139,7 @@ def stats(ctx: typer.Context) -> None:
 
     info = Assistant(_settings(ctx)).stats()
     for key, value in info.items():
-        out.print(f"{key.replace('_', ' ')}: {value}", highlight=False)
+        out.print(f"{key.replace('_', ' ')}: {value}", highlight=False, markup=False)
 
 
 @app.command()
@@ -211,7 +212,7 @@ def _ensure_store(settings: Settings) -> None:
     if settings.chroma_url or (settings.store_dir / "chroma.sqlite3").exists():
         return
     err.print(f"No paper store at {settings.store_dir}: ingesting the bundled collection "
-              "(399 papers, about a minute, once)...", highlight=False)
+              "(399 papers, about a minute, once)...", highlight=False, markup=False)
     from .ingest import ingest as run_ingest
 
     report = run_ingest(settings)
@@ -226,26 +227,34 @@ def _register_optional_commands() -> None:
     app.command("eval")(eval_command)
 
 
+def _click_exceptions() -> tuple[type[Exception], ...]:
+    """Usage errors: typer >= 0.29 raises those of its vendored click, older ones click's own."""
+    import click
+
+    kinds: list[type[Exception]] = [click.ClickException]
+    try:
+        from typer._click.exceptions import ClickException as TyperClickException
+
+        kinds.append(TyperClickException)
+    except ImportError:
+        pass
+    return tuple(kinds)
+
+
 def main() -> None:
     """Entry point: run the app; PapersError -> one red line and its exit code."""
     _register_optional_commands()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns the exit code of typer.Exit / Ctrl-C
     except PapersError as exc:
-        err.print(f"[red]Error:[/] {exc}", highlight=False)
+        err.print(f"[red]Error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err.print("Aborted.")
-        sys.exit(130)
-    except KeyboardInterrupt:
+    except (typer.Abort, KeyboardInterrupt):
         err.print("Interrupted.")
         sys.exit(130)
-    except Exception as exc:  # click usage errors in standalone_mode=False
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except _click_exceptions() as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    if code == 130:
+        err.print("Interrupted.")
+    sys.exit(code if isinstance(code, int) else 0)

@@ -114,6 +114,36 @@ def test_corrupt_staged_model_is_restaged_by_ensure_minilm(tmp_path):
     assert sha256_file(model) == MINILM_MODEL[3]
 
 
+_STAGE_AT = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from assistant.assets import ensure_minilm
+    start = float(sys.argv[2])
+    while time.time() < start:  # all processes begin together
+        time.sleep(0.005)
+    ensure_minilm(Path(sys.argv[1]))
+    """
+)
+
+
+def test_concurrent_first_runs_stage_safely(tmp_path):
+    """Several `papers` commands started at once on a fresh cache (each copies 23 MB)."""
+    cache = tmp_path / "cache"
+    start = time.time() + 3
+    procs = [subprocess.Popen([sys.executable, "-c", _STAGE_AT, str(cache), str(start)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    assert [code for code, _ in results] == [0] * 4, "\n".join(e for _, e in results)
+    onnx = cache / "onnx_models" / "all-MiniLM-L6-v2" / "onnx"
+    assert sha256_file(onnx / "model.onnx") == MINILM_MODEL[3]
+    assert not list(onnx.glob("*.tmp"))
+
+
 # --------------------------------------------------------------------------- broken packages
 
 

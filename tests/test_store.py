@@ -42,7 +42,10 @@ BUNDLED_CHUNKS = 704  # 220/40-token chunks of the bundled abstracts (pinned spl
 # The CLI in a subprocess, with the same loopback-only network guard as conftest.py.
 _GUARDED_CLI = textwrap.dedent(
     """
-    import ipaddress, socket, sys
+    import ipaddress, signal, socket, sys
+    # Ctrl-C raises KeyboardInterrupt as in a terminal, even when the test runner was started
+    # with SIGINT ignored (a background job), which the child would otherwise inherit.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     _connect, _connect_ex = socket.socket.connect, socket.socket.connect_ex
     def _check(sock, address):
         if sock.family == getattr(socket, "AF_UNIX", None):
@@ -220,7 +223,7 @@ def test_changed_paper_replaces_its_old_chunks(tmp_path):
     assert store.paper_states()[pid].complete
     assert store.paper(pid).abstract.startswith("A much shorter abstract")
     bm25 = BM25Index.for_store(store)
-    assert {c.paper_id for c, _ in bm25.search("walrus acoustics", 10)} == set()
+    assert bm25.search("behaves with care", 10) == []  # words of the old abstract only
     assert [c.paper_id for c, _ in bm25.search("narwhal tusks salinity", 10)] == [pid]
 
     third = ingest(settings, [corpus])
@@ -268,7 +271,6 @@ def test_malformed_records_are_skipped_and_reported(tmp_path):
     (tmp_path / "bad.jsonl").write_text("\n".join(BAD_LINES) + "\n")
     store_dir = tmp_path / "store"
     done = papers("ingest", "bad.jsonl", store_dir=store_dir, cwd=tmp_path)
-    assert done.returncode == 3, done.stderr
     skipped = [line for line in done.stderr.splitlines() if line.startswith("skipped ")]
     assert [line.split(": ")[0] for line in skipped] == [
         "skipped bad.jsonl:2", "skipped bad.jsonl:4", "skipped bad.jsonl:5"]
@@ -278,6 +280,22 @@ def test_malformed_records_are_skipped_and_reported(tmp_path):
     got = summary(done.stdout)
     assert (got["added"], got["skipped"], got["papers"], got["chunks"]) == (2, 3, 2, 2)
     assert "Traceback" not in done.stderr
+
+
+def test_ingest_with_skipped_records_exits_3(tmp_path):
+    (tmp_path / "bad.jsonl").write_text("\n".join(BAD_LINES) + "\n")
+    done = papers("ingest", "bad.jsonl", store_dir=tmp_path / "store", cwd=tmp_path)
+    assert "skipped bad.jsonl:2: bad JSON" in done.stderr
+    assert done.returncode == 3
+
+
+def test_problems_are_printed_verbatim(tmp_path):
+    abstract = "An abstract long enough to count as one in a page dump. " * 5
+    (tmp_path / "p.txt").write_text(f"Closing [/] and [bold] in a title\nA Real Title\n{abstract}\n")
+    done = papers("ingest", "p.txt", store_dir=tmp_path / "store", cwd=tmp_path)
+    assert "Traceback" not in done.stderr
+    assert 'skipped p.txt:1: title "Closing [/] and [bold] in a title" has no abstract' in (
+        done.stderr)
 
 
 def test_strict_aborts_before_writing_anything(tmp_path):
@@ -331,7 +349,8 @@ def test_chunking_mismatch_asks_to_reingest(tmp_path):
     assert json.loads(done.stdout)["results"][0]["title"] == "Long Study of Walrus Acoustics"
 
 
-@pytest.mark.parametrize("command", [["search", "stability gap"], ["stats"], ["ask", "what?"]])
+# (`ask` and `chat` build the bundled store on first use instead: not tested here.)
+@pytest.mark.parametrize("command", [["search", "stability gap"], ["stats"]])
 def test_missing_store_says_to_run_ingest(tmp_path, command):
     store_dir = tmp_path / "nothing-here"
     done = papers(*command, store_dir=store_dir)
@@ -342,9 +361,11 @@ def test_missing_store_says_to_run_ingest(tmp_path, command):
     assert_one_line_error(papers(*command, store_dir=store_dir), "`papers ingest`")
 
 
-def test_missing_store_in_python():
-    with pytest.raises(StoreMissingError):
-        Store.open(settings_for(Path("/nonexistent/papers-store")))
+def test_missing_store_in_python(tmp_path):
+    with pytest.raises(StoreMissingError) as info:
+        Store.open(settings_for(tmp_path / "store"))
+    assert "`papers ingest`" in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "store").exists()
 
 
 # --------------------------------------------------------------------------- batching
@@ -441,7 +462,10 @@ def _stop_after_first_group(proc: subprocess.Popen, sig: int) -> tuple[int, list
     threading.Thread(target=pump, daemon=True).start()
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        line = lines.get(timeout=deadline - time.monotonic())
+        try:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            break
         if line is None:
             break
         seen.append(line)
@@ -483,15 +507,15 @@ def test_killed_ingest_resumes(tmp_path, resume_corpus):
     _check_resumed(store_dir, stored, clean)
 
 
-def test_interrupted_ingest_exits_130_and_resumes(tmp_path, resume_corpus):
+def test_interrupted_ingest_resumes(tmp_path, resume_corpus):
     corpus, clean = resume_corpus
     shutil.copy(corpus, tmp_path / "many.jsonl")
     store_dir = tmp_path / "store"
     proc = start_papers("ingest", str(tmp_path / "many.jsonl"), store_dir=store_dir)
     stored, stderr = _stop_after_first_group(proc, signal.SIGINT)
-    assert proc.returncode == 130, "".join(stderr)
+    stdout = proc.stdout.read()
     assert "Traceback" not in "".join(stderr)
-    assert error_lines("".join(stderr))[-1] in ("Aborted.", "Interrupted.")
+    assert "chunks written" not in stdout  # it stopped rather than finishing
 
     done = papers("stats", store_dir=store_dir)  # the partial store is usable
     assert done.returncode == 0, done.stderr
@@ -503,17 +527,25 @@ def test_interrupted_ingest_exits_130_and_resumes(tmp_path, resume_corpus):
     _check_resumed(store_dir, stored, clean)
 
 
+def test_ctrl_c_during_ingest_exits_130(tmp_path):
+    corpus = write_jsonl(tmp_path / "p.jsonl", synthetic_rows(100, seed=21))  # two groups
+    proc = start_papers("ingest", str(corpus), store_dir=tmp_path / "store")
+    _, stderr = _stop_after_first_group(proc, signal.SIGINT)
+    assert "Traceback" not in "".join(stderr)
+    assert proc.returncode == 130
+
+
 def test_stopped_ingest_leaves_no_stale_bm25_index(tmp_path):
     """An update stopped after its first group: search must see what the store now holds."""
     settings = settings_for(tmp_path / "store")
-    rows = synthetic_rows(80, seed=11)
+    rows = synthetic_rows(5, seed=11)
     corpus = write_jsonl(tmp_path / "p.jsonl", rows)
-    ingest(settings, [corpus])
+    ingest(settings, [corpus])  # saves a BM25 index for the store's generation
     pid = read_papers([corpus]).papers[0].paper_id
     assert Store.open(settings).paper(pid) is not None
 
     rows[0]["abstract"] = "Quokka xylophone orchestras tune their instruments by moonlight."
-    write_jsonl(corpus, rows + synthetic_rows(100, seed=12, prefix="Extra"))
+    write_jsonl(corpus, rows + synthetic_rows(70, seed=12, prefix="Extra"))  # two groups
 
     def stop(done: int, total: int) -> None:
         if done > 0:

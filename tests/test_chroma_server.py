@@ -1,0 +1,220 @@
+"""Server mode: a real `chroma run` on loopback instead of the embedded store (PAPERS_CHROMA_URL)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from assistant.answer import Assistant
+from assistant.config import Settings
+from assistant.errors import StoreMismatchError, StoreUnavailableError
+from assistant.ingest import ingest
+from assistant.store import Store
+
+CHROMA = Path(sys.executable).parent / "chroma"
+LOOPBACK = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+
+PAPERS = [
+    ("Penguin Huddles in Antarctic Winter",
+     "Emperor penguins huddle to survive the Antarctic winter; we model how penguin huddles "
+     "rotate so that every bird gets a turn in the warm centre of the group."),
+    ("Segmenting Sea Ice in Satellite Radar",
+     "Sea ice is segmented in synthetic aperture radar images with a U-Net, giving daily ice "
+     "maps for shipping routes and for habitat studies."),
+    ("Sourdough Fermentation Kinetics",
+     "We measure how wild yeast and lactic acid bacteria raise sourdough bread, modelling gas "
+     "production against temperature and hydration."),
+    ("Compiling Tensor Programs for Microcontrollers",
+     "A compiler maps neural network tensor programs onto microcontrollers with a few hundred "
+     "kilobytes of memory by fusing operators and planning buffers."),
+    ("Bird Song Dialects Across Islands",
+     "Songbirds on neighbouring islands develop distinct song dialects; recordings from twelve "
+     "islands show how isolation shapes learned vocalisations."),
+]
+
+# The CLI with the same loopback-only network guard as conftest.py.
+_GUARDED_CLI = textwrap.dedent(
+    """
+    import ipaddress, socket, sys
+    _connect, _connect_ex = socket.socket.connect, socket.socket.connect_ex
+    def _check(sock, address):
+        if sock.family == getattr(socket, "AF_UNIX", None):
+            return
+        host = address[0] if isinstance(address, tuple) else address
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                return
+        except ValueError:
+            if host == "localhost":
+                return
+        raise RuntimeError(f"network blocked: {address!r}")
+    socket.socket.connect = lambda s, a: (_check(s, a), _connect(s, a))[1]
+    socket.socket.connect_ex = lambda s, a: (_check(s, a), _connect_ex(s, a))[1]
+    sys.argv[0] = "papers"
+    from assistant.cli import main
+    main()
+    """
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def papers(*args: str, url: str, store_dir: Path, **extra: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERS_")}
+    env.update(LOOPBACK, PAPERS_CHROMA_URL=url, PAPERS_STORE_DIR=str(store_dir),
+               PAPERS_CACHE_DIR=os.environ["PAPERS_CACHE_DIR"], **extra)
+    return subprocess.run([sys.executable, "-c", _GUARDED_CLI, *args], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def _heartbeat(url: str) -> bool:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"{url}/api/v2/heartbeat", timeout=2) as resp:
+            return resp.status == 200 and "heartbeat" in resp.read().decode()
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def chroma_url(tmp_path_factory):
+    """A real Chroma server on a free loopback port, stopped after the module's tests."""
+    if not CHROMA.exists():
+        pytest.skip(f"{CHROMA} is not installed")
+    root = tmp_path_factory.mktemp("chroma-server")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, **LOOPBACK, "ANONYMIZED_TELEMETRY": "False"}
+    with open(root / "server.log", "wb") as log:
+        proc = subprocess.Popen(
+            [str(CHROMA), "run", "--path", str(root / "data"), "--host", "127.0.0.1",
+             "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=root,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not _heartbeat(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("chroma run did not answer:\n"
+                            + (root / "server.log").read_text(errors="replace")[-3000:])
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    path = tmp_path / "papers.jsonl"
+    path.write_text("".join(json.dumps({"title": t, "abstract": a, "year": 2020 + i}) + "\n"
+                            for i, (t, a) in enumerate(PAPERS)))
+    return path
+
+
+def server_settings(url: str, tmp_path: Path, **kw) -> Settings:
+    return Settings(chroma_url=url, store_dir=tmp_path / "no-local-store",
+                    cache_dir=Path(os.environ["PAPERS_CACHE_DIR"]), **kw)
+
+
+def test_ingest_search_and_reingest_through_the_server(chroma_url, corpus, tmp_path, monkeypatch):
+    for name, value in LOOPBACK.items():
+        monkeypatch.setenv(name, value)
+    settings = server_settings(chroma_url, tmp_path, collection="inprocess")
+    first = ingest(settings, [corpus])
+    assert (first.added, first.papers, first.chunks) == (5, 5, 5)
+
+    hits = Assistant(settings).search("how do penguins keep warm in winter", k=3)
+    assert hits[0].title == "Penguin Huddles in Antarctic Winter"
+    assert hits[0].year == 2020 and hits[0].bm25_score is not None
+
+    again = ingest(settings, [corpus])
+    assert (again.added, again.updated, again.unchanged, again.chunks_written) == (0, 0, 5, 0)
+    assert again.chunks == 5
+
+    store = Store.open(settings)
+    assert store.local_dir().is_relative_to(settings.cache_dir / "servers")
+    assert (store.local_dir() / "bm25" / "meta.json").exists()
+    assert not settings.store_dir.exists()  # nothing was written locally
+
+
+def test_cli_against_the_server(chroma_url, corpus, tmp_path):
+    store_dir = tmp_path / "no-local-store"
+    done = papers("ingest", str(corpus), url=chroma_url, store_dir=store_dir)
+    assert done.returncode == 0, done.stderr
+    assert "5 added" in " ".join(done.stdout.split())
+
+    done = papers("search", "sourdough bread yeast", "--json", "-k", "2", url=chroma_url,
+                  store_dir=store_dir)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)["results"]
+    assert results[0]["title"] == "Sourdough Fermentation Kinetics" and len(results) == 2
+
+    done = papers("search", "island songbirds", "--json", "--year-min", "2024", url=chroma_url,
+                  store_dir=store_dir)
+    assert [r["title"] for r in json.loads(done.stdout)["results"]] == [
+        "Bird Song Dialects Across Islands"]
+
+    done = papers("ingest", str(corpus), url=chroma_url, store_dir=store_dir)
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    assert "0 added, 0 updated, 5 unchanged" in text and "chunks written: 0" in text
+
+    done = papers("stats", url=chroma_url, store_dir=store_dir)
+    assert done.returncode == 0, done.stderr
+    assert "papers: 5" in done.stdout and f"store: {chroma_url}" in done.stdout
+    assert not store_dir.exists()
+
+
+def test_mismatch_on_the_server(chroma_url, corpus, tmp_path, monkeypatch):
+    for name, value in LOOPBACK.items():
+        monkeypatch.setenv(name, value)
+    ingest(server_settings(chroma_url, tmp_path, collection="small-chunks", chunk_size=64),
+           [corpus])
+    with pytest.raises(StoreMismatchError) as info:
+        Store.open(server_settings(chroma_url, tmp_path, collection="small-chunks"))
+    assert chroma_url in str(info.value) and "--rebuild" in str(info.value)
+
+
+def test_missing_collection_on_the_server(chroma_url, tmp_path):
+    done = papers("search", "penguins", url=chroma_url, store_dir=tmp_path / "x",
+                  PAPERS_COLLECTION="never-ingested")
+    assert done.returncode == 1, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "`papers ingest`" in lines[0] and chroma_url in lines[0]
+
+
+@pytest.mark.parametrize("command", [["search", "penguins"], ["stats"], ["ingest"]])
+def test_unreachable_server_is_one_line(tmp_path, command):
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    done = papers(*command, url=url, store_dir=tmp_path / "store")
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("Error: cannot reach the Chroma server at " + url)
+    assert "PAPERS_CHROMA_URL" in lines[0]
+
+
+def test_unreachable_server_in_python(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(StoreUnavailableError) as info:
+        Store.open(server_settings(url, tmp_path))
+    assert "\n" not in str(info.value) and url in str(info.value)
