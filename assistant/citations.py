@@ -62,7 +62,8 @@ def parse(text: str, sources: tuple[Source, ...]) -> Parsed:
     return Parsed(text=cleaned.strip(), citations=tuple(cited.values()), dropped=dropped)
 
 
-_SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z\[(])")
+# A sentence ends at . ! ? after a word, not after a list number ("1. First step").
+_SENT = re.compile(r"(?<=[^\d\s][.!?])\s+(?=[A-Z\[(])")
 ATTRIBUTION_MIN = 0.5  # share of a sentence's (IDF-weighted) terms a source must contain
 
 
@@ -76,8 +77,13 @@ def attribute(text: str, sources: tuple[Source, ...], coverage) -> str:
     """
     if not sources:
         return text
+    lines = [_attribute_line(line, sources, coverage) for line in text.strip().split("\n")]
+    return "\n".join(lines)
+
+
+def _attribute_line(line: str, sources: tuple[Source, ...], coverage) -> str:
     out = []
-    for sentence in _SENT.split(text.strip()):
+    for sentence in _SENT.split(line):
         if MARKER.search(sentence) or len(sentence.split()) < 4:
             out.append(sentence)
             continue
@@ -88,12 +94,11 @@ def attribute(text: str, sources: tuple[Source, ...], coverage) -> str:
             named = [n] if best >= ATTRIBUTION_MIN else []
         if named:
             body = sentence.rstrip()
-            end = body[-1] if body[-1:] in ".!?" else ""
+            end = body[-1] if body[-1:] in ".!?;" else ""
             body = body[: len(body) - len(end)] if end else body
             sentence = body + "".join(f" [{n}]" for n in named[:3]) + end
         out.append(sentence)
     return " ".join(out)
-
 
 def has_words(text: str) -> bool:
     """True when the text says something besides citation markers."""

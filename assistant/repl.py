@@ -5,12 +5,13 @@ Presentation only: the conversation state lives in `assistant.chat.Conversation`
 
 Interactive (stdin is a terminal): persistent history (Up/Down, Ctrl-R), slash-command
 completion, multi-line paste (bracketed paste; Alt-Enter adds a line, Enter sends), the papers
-being read shown as soon as retrieval is done, the answer streamed as Markdown, a Sources panel
-and a one-line status after it. Ctrl-C cancels the answer being written (or clears the line),
-Ctrl-D or /quit leaves.
+being read shown as soon as retrieval is done, the answer streamed as Markdown (a live preview,
+then the final text with its citations checked), a Sources panel and a one-line status.
+Ctrl-C cancels the answer being written (or clears the line), Ctrl-D or /quit leaves.
 
 Piped (stdin not a terminal): one question (or slash command) a line, plain answers followed by
-their sources, so it can be scripted: `printf 'q1\\nq2\\n' | papers chat`.
+the sources they cite, so it can be scripted: `printf 'q1\\nq2\\n' | papers chat`. Lines are
+one conversation, as in the terminal (`/reset` between unrelated questions saves a rewrite).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from pathlib import Path
 from typing import Annotated, Any, TextIO
 
 import typer
-
 from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.live import Live
 from rich.markdown import Markdown
@@ -45,7 +45,6 @@ from .chat import (
     Conversation,
     describe_filters,
     parse_command,
-    parse_positive_int,
     source_label,
     suggest_command,
     trim_question,
@@ -142,28 +141,41 @@ def _markdown(text: str) -> _Cited:
     return _Cited(Markdown(text, hyperlinks=False))
 
 
-_FENCE = re.compile(r"^\s*(```|~~~)", re.MULTILINE)
-_CONTINUES_BLOCK = re.compile(r"^(\s|[-*+]\s|\d+[.)]\s|>|\|)")
+class TailView:
+    """The last lines of a renderable that fit in `height`: the live preview of an answer.
 
-
-def split_settled(text: str) -> tuple[str, str]:
-    """(`settled`, `tail`): Markdown blocks that can be printed for good, and the rest.
-
-    A block is settled at a blank line outside a code fence once the next block has started
-    and does not continue a list, quote, table or indented block. Printing settled blocks
-    permanently keeps the live region small, so long answers scroll normally.
+    Keeping the live region shorter than the terminal lets rich erase it cleanly when the final
+    answer is printed in its place, however long the answer grows.
     """
-    cut = 0
-    for match in re.finditer(r"\n[ \t]*\n", text):
-        before, after = text[: match.start()], text[match.end():]
-        if not after.strip() or not re.search(r"\S\s", after):
-            break  # the next block's first word is not complete: it may start a list
-        if len(_FENCE.findall(before)) % 2:
-            continue
-        if _CONTINUES_BLOCK.match(after):
-            continue
-        cut = match.end()
-    return text[:cut].rstrip(), text[cut:]
+
+    def __init__(self, renderable: Any, height: int):
+        self.renderable = renderable
+        self.height = max(3, height)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        lines = console.render_lines(self.renderable, options, pad=False)
+        if len(lines) > self.height:
+            hidden = len(lines) - self.height + 1
+            lines = lines[hidden:]
+            yield Text(f"… {hidden} line{'s' if hidden != 1 else ''} above", style="dim")
+        for line in lines:
+            yield from line
+            yield Segment.line()
+
+
+class _Waiting:
+    """A spinner with what is awaited and for how long: the model can take a while on a CPU."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.started = time.monotonic()
+        self.spinner = Spinner("dots", style="cyan")
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        elapsed = time.monotonic() - self.started
+        hint = f" {elapsed:.0f} s · Ctrl-C cancels" if elapsed >= 3 else ""
+        self.spinner.update(text=Text.assemble((f" {self.label}", "dim"), (hint, "dim")))
+        yield self.spinner
 
 
 def _ms(seconds: float | None) -> str:
@@ -309,9 +321,11 @@ class ChatUI:
 
     def cmd_model(self, arg: str) -> None:
         if not arg:
-            default = " (default)" if not self.conv.model else ""
-            self.console.print(f"model = {escape(self.conv.model or self.settings.model_name)}"
-                               f"[dim]{default}[/]")
+            name = self.conv.model or self.settings.model_name
+            note = "" if self.conv.model else " (default)"
+            if name == "default":  # an endpoint without PAPERS_LLM_MODEL
+                name, note = "the server's default", ""
+            self.console.print(f"model = {escape(name)}[dim]{note}[/]")
             return
         self.conv.set_model(arg)
         self.console.print(f"[dim]model set to[/] {escape(self.conv.model or '')} "
@@ -369,7 +383,8 @@ class ChatUI:
         except OSError as err:
             raise ChatInputError(f"cannot write {path}: {err.strerror or err}") from None
         n = len(self.conv.exchanges)
-        self.console.print(f"[dim]Saved {n} answer{'s' if n != 1 else ''} to[/] {escape(str(path))}")
+        plural = "s" if n != 1 else ""
+        self.console.print(f"[dim]Saved {n} answer{plural} to[/] {escape(str(path))}")
 
     def _cited_numbers(self) -> set[int]:
         answer = self.conv.last_answer
@@ -390,19 +405,19 @@ class ChatUI:
             self._ask_plain(question)
 
     def _ask_live(self, question: str) -> None:
+        """Papers being read as soon as retrieval is done, a live preview of the answer as the
+        model writes it, then the final answer (citations checked and attributed) in its place."""
         console = self.console
         follow_up = bool(self.conv.history)
         events = self.conv.stream_events(question)
-        streamed = ""  # every delta so far
-        settled_len = 0  # how much of `streamed` is printed for good
+        streamed = ""
         answer: Answer | None = None
         self._sources = ()
         echo = _no_echo(self.input_stream) if self.input_stream else contextlib.nullcontext()
         waiting = ("reading the follow-up in context…" if follow_up
                    else "searching the collection…")
-        live = Live(Spinner("dots", Text(" " + waiting, style="dim")),
-                    console=console, refresh_per_second=12, transient=True,
-                    vertical_overflow="visible")
+        live = Live(_Waiting(waiting), console=console,
+                    refresh_per_second=10, transient=True, vertical_overflow="crop")
         try:
             with echo, live:
                 for event in events:
@@ -410,44 +425,38 @@ class ChatUI:
                         self._sources = tuple(event.sources)
                         console.print(_reading(event))
                         if event.sources:
-                            live.update(Spinner("dots", Text(" reading…", style="dim")))
+                            n = len(event.sources)
+                            live.update(_Waiting(f"reading {n} paper{'s' if n != 1 else ''}…"))
                     elif isinstance(event, str):
                         streamed += event
-                        settled, tail = split_settled(streamed[settled_len:])
-                        if settled:
-                            console.print(_markdown(self._clean(settled)))
-                            console.line()
-                            settled_len += len(streamed[settled_len:]) - len(tail)
-                        live.update(_markdown(self._clean(tail)))
+                        height = console.size.height - 2
+                        live.update(TailView(_markdown(self._clean(streamed)), height))
                     elif isinstance(event, Answer):
                         answer = event
         except KeyboardInterrupt:
             events.close()
-            self._print_tail(streamed[settled_len:])
+            self._print_partial(streamed)
             console.print("[yellow](answer cancelled)[/]")
             console.line()
             return
         except PapersError as err:
             events.close()
-            self._print_tail(streamed[settled_len:])
+            self._print_partial(streamed)
             self.error(str(err))
             return
         except Exception as err:  # a chat session outlives any one answer
             events.close()
-            self._print_tail(streamed[settled_len:])
+            self._print_partial(streamed)
             self.error(f"unexpected {type(err).__name__}: {err}")
             return
         if answer is None:
-            self._print_tail(streamed[settled_len:])
+            self._print_partial(streamed)
             self.error("the assistant stopped without finishing the answer")
             return
-        if streamed.strip():
-            self._print_tail(streamed[settled_len:])
-        else:  # nothing streamed (abstained before the model): show the final text
-            self._print_tail(answer.text)
+        console.print(_markdown(answer.text.strip() or "(empty answer)"))
         self._after_answer(answer)
 
-    def _print_tail(self, text: str) -> None:
+    def _print_partial(self, text: str) -> None:
         if text.strip():
             self.console.print(_markdown(self._clean(text.strip())))
 

@@ -106,10 +106,13 @@ class FakeAssistant:
                     "The models deploy multiple parallel pathways for step-by-step reasoning [1].")
             cited = (1,)
         started = time.monotonic()
-        for word in text.split(" "):
+        # Like the real Assistant, the final text may differ from the stream: a citation the
+        # model left out is attributed afterwards (here: the first one is missing while streaming).
+        streamed = text.replace(" [1]", "", 1)
+        for index, word in enumerate(streamed.split(" ")):
             if self.delay:
                 time.sleep(self.delay)
-            yield word if word is text.split(" ")[0] else " " + word
+            yield word if index == 0 else " " + word
         citations = tuple(Citation(n, sources[n - 1].paper_id, sources[n - 1].title,
                                    sources[n - 1].text) for n in cited)
         yield Answer(question, text, citations, sources, False, model or self.model,
@@ -134,7 +137,7 @@ def main() -> int:
     from assistant.recording import RecordingError, use_recording
 
     recording = os.environ.get("PAPERS_RECORD") == "1"
-    rerecord = "PAPERS_RECORD=1 pytest tests/test_chat.py"
+    rerecord = "PAPERS_RECORD=1 .venv/bin/python -m pytest tests/test_chat.py"
     try:
         with use_recording(cassette, record=recording, rerecord=rerecord):
             return repl_main(sys.argv[1:])

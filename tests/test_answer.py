@@ -218,3 +218,17 @@ def test_readme_python_example_runs(recorded, monkeypatch):
     monkeypatch.setenv("PAPERS_CONTEXT_WINDOW", str(recorded.context_window))
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
+
+
+def test_attribute_keeps_numbered_lists_intact():
+    sources = (Source(1, "a", "Stability Gap Paper", "Continually pre-training the LLM on a subset "
+                      "for multiple epochs; pre-training only on a high-quality sub-corpus.", 1.0),)
+    overlap = lambda sent, text: len(set(sent.lower().split()) & set(text.lower().split())) / len(sent.split())  # noqa: E731
+    text = ("The strategies are:\n1. Continually pre-training the LLM on a subset for multiple "
+            "epochs.\n2. Pre-training only on a high-quality sub-corpus.")
+    out = attribute(text, sources, overlap)
+    assert out.splitlines() == [
+        "The strategies are:",
+        "1. Continually pre-training the LLM on a subset for multiple epochs [1].",
+        "2. Pre-training only on a high-quality sub-corpus [1].",
+    ]
