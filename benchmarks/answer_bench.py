@@ -14,8 +14,12 @@ robin over --kinds. Per question, through `Assistant.stream_events` (what `paper
   total     seconds to the final Answer                                              [median <= 15 s]
   prompt    prompt tokens as Answer.usage reports them (llama.cpp does not report usage when
             streaming, so these are cl100k counts made by assistant.llm)            [median <= 1000]
-  recall    gold papers cited / gold papers; `shown` = gold papers among the sources the
-            model was given (a retrieval/selection miss vs a model miss)
+  recall    gold papers cited / gold papers; `in hits` = gold papers among the k retrieved papers,
+            `shown` = among the sources the model was given after Assistant.relevant's gate
+            (a retrieval miss, a gate/selection miss, or a model miss)
+  probe     a 1-token request (system prompt + "Say OK.") timed just before each question: the
+            baseline of the same run (server queue + minimal prefill); a shared server busy with someone else's
+            requests shows up here, and ttft - probe estimates the cost of our own prompt
 The store is the shared benchmark store of the bundled corpus (built once by ingest). One
 untimed warm-up search loads the retriever first, so ttft holds no model/index load.
 """
@@ -61,6 +65,8 @@ def main(argv=None) -> int:
     ap.add_argument("--store", type=Path, default=None, help="an existing store of the bundled corpus")
     ap.add_argument("--cache-dir", type=Path, default=None, help="PAPERS_CACHE_DIR (default: benchmark cache)")
     ap.add_argument("--show-answers", action="store_true", help="print each answer's text")
+    ap.add_argument("--no-probe", action="store_true",
+                    help="skip the 1-token request timed before each question (the server-wait baseline)")
     args = ap.parse_args(argv)
 
     from assistant.answer import Assistant
@@ -82,11 +88,19 @@ def main(argv=None) -> int:
     print(f"model: {settings.model_name} at {base_url or 'embedded server started by the Assistant'}")
 
     questions = pick_questions(args.n, [k.strip() for k in args.kinds.split(",") if k.strip()])
-    rows, ttfts, totals, prompts, recalls = [], [], [], [], []
+    rows, ttfts, totals, prompts, recalls, probes = [], [], [], [], [], []
     with Assistant(settings) as assistant:
         assistant.search("warm up the retriever")  # store, BM25 and MiniLM loads, not timed below
         for q in questions:
             load_before = common.load()[0]
+            probe = None
+            if not args.no_probe:  # baseline in the same run: a 1-token request (queue wait + tiny prefill)
+                t0 = time.perf_counter()
+                # Same system prompt as the answers, so llama.cpp's prefix reuse is not disturbed.
+                assistant.llm.complete([{"role": "system", "content": assistant.system_prompt()},
+                                        {"role": "user", "content": "Say OK."}], max_tokens=1)
+                probe = time.perf_counter() - t0
+                probes.append(probe)
             t0 = time.perf_counter()
             answer, retrieved, first = None, None, None
             for event in assistant.stream_events(q["question"]):
@@ -100,15 +114,16 @@ def main(argv=None) -> int:
             gold = {norm(t) for t in q["gold"]}
             cited = {norm(c.title) for c in answer.citations}
             shown = {norm(s.title) for s in (retrieved.sources if retrieved else ())}
+            found = {norm(h.title) for h in (retrieved.hits if retrieved else ())}
             recall = len(gold & cited) / len(gold)
             ttft = answer.timings.first_token_s if answer.timings.first_token_s is not None else first
             ttfts.append(ttft if ttft is not None else total)
             totals.append(total)
             prompts.append(answer.usage.prompt_tokens)
             recalls.append(recall)
-            rows.append((q["id"], ttft, total, retrieved.retrieval_s if retrieved else None,
+            rows.append((q["id"], probe, ttft, total, retrieved.retrieval_s if retrieved else None,
                          answer.usage.prompt_tokens, answer.usage.completion_tokens, len(shown),
-                         f"{len(gold & shown)}/{len(gold)}", f"{len(gold & cited)}/{len(gold)}", recall,
+                         f"{len(gold & found)}/{len(gold)}", f"{len(gold & shown)}/{len(gold)}", f"{len(gold & cited)}/{len(gold)}", recall,
                          "yes" if answer.abstained else "", f"{load_before:.2f}"))
             print(f"  {q['id']}: ttft {ttft if ttft is not None else float('nan'):.1f} s, total {total:.1f} s, "
                   f"prompt {answer.usage.prompt_tokens} tok, cited {len(gold & cited)}/{len(gold)} gold",
@@ -117,8 +132,8 @@ def main(argv=None) -> int:
                 print(f"\n[{q['id']}] {q['question']}\n{answer.text}\n", file=sys.stderr)
 
     print()
-    common.table(["question", "ttft s", "total s", "retrieval s", "prompt tok", "answer tok", "sources",
-                  "gold shown", "gold cited", "recall", "abstained", "load"], rows, digits=2)
+    common.table(["question", "probe s", "ttft s", "total s", "retrieval s", "prompt tok", "answer tok", "sources",
+                  "gold in hits", "gold shown", "gold cited", "recall", "abstained", "load"], rows, digits=2)
     med_ttft, med_total, med_prompt = common.median(ttfts), common.median(totals), common.median(prompts)
     mean_recall = sum(recalls) / len(recalls) if recalls else float("nan")
     print()
@@ -128,6 +143,10 @@ def main(argv=None) -> int:
         ("median prompt tokens (cl100k)", med_prompt, "<= 1000", common.goal(med_prompt <= 1000)),
         ("citation recall (gold cited / gold), mean", mean_recall, "", ""),
         ("p95-ish: max ttft / max total (s)", f"{max(ttfts):.1f} / {max(totals):.1f}", "", ""),
+        ("median 1-token probe (s): server wait baseline", common.median(probes) if probes else None, "", ""),
+        ("median ttft - probe (s): our prompt's own cost",
+         common.median([t - p for t, p in zip(ttfts, probes)]) if probes else None, "", ""),
+        ("abstained (answerable questions)", f"{sum(1 for r in rows if r[-2])}/{len(rows)}", "", ""),
     ], digits=2)
     if base_url:
         print("note: the model server is shared; a request queued behind another engineer's shows as ttft.")

@@ -128,7 +128,8 @@ def importtime_report(env: dict, query: str, top: int) -> None:
     common.table(["top-level package (sum of self)", "ms", "% of imports"], rows, digits=1)
     direct = [e for e in entries if e[4] is None or e[4].startswith("assistant")]
     direct = [e for e in direct if not e[0].startswith("assistant")]
-    rows = [(e[0], e[4] or "(top level)", e[2] / 1e3) for e in sorted(direct, key=lambda e: -e[2])[:top]]
+    rows = [(e[0], e[4] or "(run time, from a function)", e[2] / 1e3)
+            for e in sorted(direct, key=lambda e: -e[2])[:top]]
     print()
     common.table(["imported (cumulative)", "by", "ms"], rows, digits=1)
 

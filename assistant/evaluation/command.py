@@ -39,6 +39,14 @@ def eval_command(
     question: list[str] = typer.Option(
         [], "--question", "-q", metavar="ID",
         help="Only this question id (repeatable); with --record, re-records just these."),
+    only_stale: bool = typer.Option(
+        False, "--only-stale",
+        help="With --record: re-record only the questions whose recordings are missing or "
+             "stale (resumes an interrupted recording)."),
+    save_embeddings: bool = typer.Option(
+        False, "--save-embeddings",
+        help="Rewrite evals/embeddings.npz with the vectors this run used (after changing "
+             "the faithfulness scorer or the chunking; --record always does)."),
     evals_dir: Path | None = typer.Option(
         None, "--evals-dir", metavar="DIR", help="Folder with questions.jsonl, thresholds.json "
         "and cassettes/ (default: ./evals)."),
@@ -61,7 +69,7 @@ def eval_command(
     settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings()
     # A PapersError (stale recordings, no model...) goes up to the CLI: one line, its exit code.
     result = run_suite(settings, record=record, evals_dir=folder, only=question or None,
-                       progress=progress)
+                       only_stale=only_stale, save_embeddings=save_embeddings, progress=progress)
 
     data = result.to_dict()
     if json_out:
@@ -72,12 +80,13 @@ def eval_command(
     if report is not None:
         md = write_report(data, report)
         typer.echo(f"report: {md}", err=True)
-    if result.embedded_live:
+    if result.embedded_live and not (record or save_embeddings):
         typer.echo(f"note: {result.embedded_live} texts were not in {folder / 'embeddings.npz'} "
-                   "and were embedded live (slower); `papers eval --record` refreshes the file",
+                   "and were embedded live (slower); `papers eval --save-embeddings` refreshes the file",
                    err=True)
 
-    failures = [] if (no_check or question) else check_thresholds(data, load_thresholds(folder))
+    partial = bool(question) or only_stale
+    failures = [] if (no_check or partial) else check_thresholds(data, load_thresholds(folder))
     if failures:
         for line in failures:
             typer.echo(f"below threshold: {line}", err=True)

@@ -67,8 +67,15 @@ def strip_markers(text: str) -> str:
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences of one paragraph; markers after a full stop stay with their sentence."""
-    parts = _SENT_END.split(text.strip())
+    """Sentences of one paragraph, each with its markers.
+
+    A marker between two sentences belongs to the one before ("A claim. [2] Next claim."),
+    unless the paragraph itself starts with a marker: then markers lead their sentences
+    ("[1] One claim. [2] Another claim.").
+    """
+    text = text.strip()
+    leading_style = bool(_LEADING_MARKERS.match(text))
+    parts = _SENT_END.split(text)
     merged: list[str] = []
     for part in parts:
         part = part.strip()
@@ -78,7 +85,7 @@ def split_sentences(text: str) -> list[str]:
             merged[-1] = f"{merged[-1]} {part}"
             continue
         lead = _LEADING_MARKERS.match(part)
-        if lead and merged:  # "... a claim. [2] Next claim": [2] belongs to the claim
+        if lead and merged and not leading_style:  # "... a claim. [2] Next": [2] is the claim's
             merged[-1] = f"{merged[-1]} {lead.group(1).strip()}"
             part = part[lead.end():].strip()
             if not part:
@@ -87,25 +94,40 @@ def split_sentences(text: str) -> list[str]:
     return merged
 
 
+# Words of sentences that only point at the sources ("This is stated in the first source.").
+_META_WORDS = frozenset(
+    """this that these it is are was were as stated state states mentioned mention described
+    describe reported report shown show noted note given found see according in the a an of
+    by to source sources first second third fourth fifth last above paper papers abstract
+    abstracts text provided context information both""".split()
+)
+
+
 def _is_claim(sentence: str) -> bool:
-    """Headings ("Here is what the papers say:") and fragments are not claims."""
+    """Headings ("Here is what the papers say:"), fragments and pointers to the sources
+    ("This is stated in [1].") are not claims."""
     bare = strip_markers(sentence)
     if bare.endswith(":") and not citation_numbers(sentence):
         return False
-    return len(_CONTENT.findall(bare)) >= 3
+    words = [w.lower() for w in _CONTENT.findall(bare)]
+    if words and all(w in _META_WORDS for w in words):
+        return False
+    return len(words) >= 3
 
 
 def split_statements(answer: str) -> list[Statement]:
     """Statements of an answer: one per claim sentence, each with the `[n]` it cites.
 
     A sentence without markers takes the markers of the next cited sentence of its paragraph
-    (models often cite once at the end of a paragraph), else of the previous one; a paragraph
-    without any marker gives statements that cite nothing (scored unsupported).
+    (a line: models often cite once at the end of a paragraph or list item), else of the
+    previous one (first the previous one when the paragraph starts with a marker); a paragraph without any marker gives statements that cite nothing (scored
+    unsupported).
     """
     out: list[Statement] = []
-    for paragraph in re.split(r"\n\s*\n|\n(?=\s*(?:[-*\u2022]|\d+[.)])\s)", answer.strip()):
-        lines = [_BULLET.sub("", line).strip() for line in paragraph.splitlines()]
-        sentences = [s for line in lines if line for s in split_sentences(line)]
+    for line in answer.strip().splitlines():  # a line is a paragraph (or a list item)
+        line = _BULLET.sub("", line).strip()
+        sentences = split_sentences(line) if line else []
+        leading = bool(_LEADING_MARKERS.match(line))
         claims = [s for s in sentences if _is_claim(s)]
         cites = [citation_numbers(s) for s in claims]
         for i, sentence in enumerate(claims):
@@ -113,7 +135,9 @@ def split_statements(answer: str) -> list[Statement]:
             if not own:
                 later = [c for c in cites[i + 1 :] if c]
                 earlier = [c for c in cites[:i] if c]
-                if later or earlier:
+                if leading and earlier:  # "[3] A claim. More on it. [4] ...": it is [3]'s
+                    own, inherited = earlier[-1], True
+                elif later or earlier:
                     own, inherited = (later[0] if later else earlier[-1]), True
             out.append(Statement(text=strip_markers(sentence), cites=own, inherited=inherited))
     return out
@@ -129,7 +153,7 @@ _NUMBER_WORDS = {
     "doubles": "2", "triple": "3",
 }
 # A number standing alone (not part of a name such as GPT-4, T5, Llama-3 or wav2vec).
-_STATEMENT_NUMBER = re.compile(r"(?<![A-Za-z0-9.\-_/])(\d+(?:[.,]\d+)*)(?![A-Za-z0-9]*-)")
+_STATEMENT_NUMBER = re.compile(r"(?<![\w.\-/])(\d+(?:[.,]\d+)*)(?![\w.,]*-)(?![.,]?\d)")
 _ANY_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _SPACED_THOUSANDS = re.compile(r"(?<![\d.])\d{1,3}(?: \d{3})+(?![\d.])")  # "5 700times", "1 000 training"
 _WORDS = re.compile(r"[A-Za-z]+")

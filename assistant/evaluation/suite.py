@@ -338,8 +338,9 @@ def _save_manifest(cassettes: Path, manifest: dict) -> None:
     tmp.replace(cassettes / MANIFEST)
 
 
-def _check_fresh(questions: Sequence[Question], cassettes: Path, manifest: dict, model: str,
-                 context_window: int) -> None:
+def stale_ids(questions: Sequence[Question], cassettes: Path, manifest: dict, model: str,
+              context_window: int) -> list[str]:
+    """Ids of the questions whose recording is missing or was made for other inputs."""
     prompts = prompt_texts()
     stale = []
     for q in questions:
@@ -348,6 +349,12 @@ def _check_fresh(questions: Sequence[Question], cassettes: Path, manifest: dict,
         if (entry is None or not has_file
                 or entry.get("fingerprint") != fingerprint(q, model, context_window, prompts)):
             stale.append(q.id)
+    return stale
+
+
+def _check_fresh(questions: Sequence[Question], cassettes: Path, manifest: dict, model: str,
+                 context_window: int) -> None:
+    stale = stale_ids(questions, cassettes, manifest, model, context_window)
     if stale:
         detail = f"{len(stale)} of {len(questions)} questions, first: {stale[0]}"
         raise StaleRecordingsError(stale_message(manifest, len(stale), detail))
@@ -359,10 +366,16 @@ def run_suite(
     record: bool = False,
     evals_dir: Path | None = None,
     only: Sequence[str] | None = None,
+    only_stale: bool = False,
+    save_embeddings: bool = False,
     judge: bool = True,
     progress: Progress | None = None,
 ) -> EvalReport:
-    """Ask every question of `evals/questions.jsonl`, replaying (default) or recording."""
+    """Ask every question of `evals/questions.jsonl`, replaying (default) or recording.
+
+    `save_embeddings` rewrites evals/embeddings.npz after a replay (a change to the scorer
+    or the chunking changes the texts embedded; recording always rewrites it).
+    """
     from assistant.answer import Assistant
     from assistant.llm import LLM
     from assistant.recording import use_recording
@@ -384,6 +397,9 @@ def run_suite(
     manifest = _load_manifest(cassettes)
     if not record:
         _check_fresh(questions, cassettes, manifest, model, ctx)
+    elif only_stale:  # resume an interrupted recording, or re-record what a change touched
+        stale = set(stale_ids(questions, cassettes, manifest, model, ctx))
+        questions = [q for q in questions if q.id in stale]
 
     from .vectors import EmbeddingCache, corpus_chunk_texts, eval_store
 
@@ -437,7 +453,8 @@ def run_suite(
         completed = True
     finally:
         assistant.close()
-        if record:  # a full run keeps only the vectors it used; a partial one keeps all
-            cache.save(keep_unused=bool(only) or not completed)
+        if record or (save_embeddings and completed):
+            # a full run keeps only the vectors it used; a partial one keeps all
+            cache.save(keep_unused=bool(only) or only_stale or not completed)
     return EvalReport(results=results, model=model, mode="record" if record else "replay",
                       seconds=time.perf_counter() - start, embedded_live=cache.misses)
