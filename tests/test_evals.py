@@ -14,6 +14,7 @@ from assistant.config import Settings
 from assistant.evaluation import metrics as M
 from assistant.evaluation.faithfulness import (
     SIMILARITY_THRESHOLD,
+    Check,
     CitedText,
     DeterministicScorer,
     agreement_at,
@@ -44,7 +45,6 @@ from assistant.evaluation.suite import (
     load_thresholds,
     stale_message,
 )
-from assistant.evaluation.faithfulness import Check
 
 ROOT = Path(__file__).resolve().parents[1]
 EVALS = ROOT / "evals"
@@ -186,10 +186,13 @@ def test_report_aggregates_overall_and_by_kind():
 def test_thresholds_name_each_failing_metric():
     report = {"retrieval": {"recall@5": 0.5}, "faithfulness": 0.9,
               "by_kind": {"fact": {"facts": {"accuracy": None}}}}
-    failures = check_thresholds(report, {"retrieval.recall@5": 0.6, "faithfulness": 0.8,
-                                         "by_kind.fact.facts.accuracy": 0.5})
-    assert failures == ["by_kind.fact.facts.accuracy: no value (threshold 0.5)",
-                        "retrieval.recall@5 = 0.500 < 0.600"]
+    failures = check_thresholds(report, {
+        "min": {"retrieval.recall@5": 0.6, "faithfulness": 0.8, "by_kind.fact.facts.accuracy": 0.5},
+        "max": {"faithfulness": 0.85},
+    })
+    assert failures == ["by_kind.fact.facts.accuracy: no value (min 0.5)",
+                        "retrieval.recall@5 = 0.500 < 0.600",
+                        "faithfulness = 0.900 > 0.850"]
 
 
 # --------------------------------------------------------------------------- statements
@@ -217,9 +220,28 @@ def test_uncited_sentence_borrows_markers_within_its_paragraph():
     assert citation_numbers("see [1, 3] and [2][3]") == (1, 3, 2)
 
 
+def test_lines_that_start_with_their_marker():
+    answer = ("[1] Establishes a theoretical foundation for PFNs.\n"
+              "[3] Describes the first application of PFNs to learning curves. A PFN is a "
+              "transformer pre-trained on data from a prior.\n"
+              "[4] Presents Prior-Data Fitted Networks.")
+    st = split_statements(answer)
+    assert [(s.cites, s.text[:12]) for s in st] == [
+        ((1,), "Establishes "), ((3,), "Describes th"), ((3,), "A PFN is a t"), ((4,), "Presents Pri")]
+    # the same answer on one line: markers still lead their sentences
+    st = split_statements(answer.replace("\n", " "))
+    assert [s.cites for s in st] == [(1,), (3,), (3,), (4,)]
+
+
+def test_pointers_to_the_sources_are_not_claims():
+    st = split_statements("Wuerstchen needs 9,200 GPU hours [1]. This is stated in the first source [1].")
+    assert [s.text for s in st] == ["Wuerstchen needs 9,200 GPU hours."]
+
+
 def test_numbers_and_terms_the_scorer_checks():
     assert statement_numbers("It needs 9,200 GPU hours, not four.") == {"9200", "4"}
     assert statement_numbers("GPT-4 and Llama-3 beat T5") == set()
+    assert statement_numbers("1.5-Pints uses 57 billion tokens and Llama-3.1 2.4x less") == {"57", "2.4"}
     assert {"5700", "230", "1000"} <= source_numbers("up to 230times speedup, 5 700times on 1 000 points")
     assert named_terms("The method beats CodeBERT and GPT-4 on Thai text, e.g. with LoRA.") == [
         "CodeBERT", "GPT-4", "Thai", "LoRA"]

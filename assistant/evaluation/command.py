@@ -82,8 +82,8 @@ def eval_command(
         typer.echo(f"report: {md}", err=True)
     if result.embedded_live and not (record or save_embeddings):
         typer.echo(f"note: {result.embedded_live} texts were not in {folder / 'embeddings.npz'} "
-                   "and were embedded live (slower); `papers eval --save-embeddings` refreshes the file",
-                   err=True)
+                   "and were embedded live (slower); `papers eval --save-embeddings` "
+                   "refreshes the file", err=True)
 
     partial = bool(question) or only_stale
     failures = [] if (no_check or partial) else check_thresholds(data, load_thresholds(folder))

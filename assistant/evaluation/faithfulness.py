@@ -99,7 +99,8 @@ _META_WORDS = frozenset(
     """this that these it is are was were as stated state states mentioned mention described
     describe reported report shown show noted note given found see according in the a an of
     by to source sources first second third fourth fifth last above paper papers abstract
-    abstracts text provided context information both""".split()
+    abstracts text provided context information both claim claims made says said can be
+    found from taken comes come""".split()
 )
 
 
@@ -120,8 +121,8 @@ def split_statements(answer: str) -> list[Statement]:
 
     A sentence without markers takes the markers of the next cited sentence of its paragraph
     (a line: models often cite once at the end of a paragraph or list item), else of the
-    previous one (first the previous one when the paragraph starts with a marker); a paragraph without any marker gives statements that cite nothing (scored
-    unsupported).
+    previous one (the previous one first when the paragraph starts with a marker); a
+    paragraph without any marker gives statements that cite nothing (scored unsupported).
     """
     out: list[Statement] = []
     for line in answer.strip().splitlines():  # a line is a paragraph (or a list item)
@@ -155,7 +156,8 @@ _NUMBER_WORDS = {
 # A number standing alone (not part of a name such as GPT-4, T5, Llama-3 or wav2vec).
 _STATEMENT_NUMBER = re.compile(r"(?<![\w.\-/])(\d+(?:[.,]\d+)*)(?![\w.,]*-)(?![.,]?\d)")
 _ANY_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_SPACED_THOUSANDS = re.compile(r"(?<![\d.])\d{1,3}(?: \d{3})+(?![\d.])")  # "5 700times", "1 000 training"
+# "5 700times", "1 000 training points": thousands separated by a space
+_SPACED_THOUSANDS = re.compile(r"(?<![\d.])\d{1,3}(?: \d{3})+(?![\d.])")
 _WORDS = re.compile(r"[A-Za-z]+")
 
 
@@ -305,7 +307,8 @@ class DeterministicScorer:
         vs = self._vectors([statement])[0]
         return float(np.max(self._vectors(pieces) @ vs))
 
-    def gates(self, statement: str, sources: Sequence[CitedText]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def gates(self, statement: str,
+              sources: Sequence[CitedText]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(numbers, terms) of the statement that the cited text does not contain."""
         text = " ".join(f"{s.title}. {s.text}" for s in sources)
         have = source_numbers(text)

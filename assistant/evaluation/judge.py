@@ -60,9 +60,12 @@ def parse_statements(text: str, answer_statements: Sequence[Statement]) -> list[
             continue
         if not cites and answer_statements:
             terms = key_terms_of(bare)
-            best = max(answer_statements,
-                       key=lambda s: len(terms & key_terms_of(s.text)) / (len(terms | key_terms_of(s.text)) or 1))
-            cites = best.cites
+
+            def overlap(st: Statement) -> float:
+                other = key_terms_of(st.text)
+                return len(terms & other) / (len(terms | other) or 1)
+
+            cites = max(answer_statements, key=overlap).cites
         out.append(Statement(text=bare, cites=cites, inherited=not citation_numbers(body)))
         if len(out) >= MAX_STATEMENTS:
             break

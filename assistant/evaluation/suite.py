@@ -28,7 +28,6 @@ from .faithfulness import (
     Check,
     CitedText,
     DeterministicScorer,
-    Statement,
     split_statements,
 )
 from .judge import Judge, JudgeResult
@@ -259,26 +258,31 @@ def metric_at(report: dict, path: str) -> Any:
     return cur
 
 
-def check_thresholds(report: dict, thresholds: dict[str, float]) -> list[str]:
-    """One line per metric below its threshold (or missing)."""
+def check_thresholds(report: dict, thresholds: dict[str, dict[str, float]]) -> list[str]:
+    """One line per metric outside its bounds (or missing).
+
+    `thresholds` is `{"min": {path: lowest allowed}, "max": {path: highest allowed}}`, paths
+    as in `metric_at` (the format of evals/thresholds.json).
+    """
     failures = []
-    for path, minimum in sorted(thresholds.items()):
-        if path.startswith("_"):
-            continue
-        value = metric_at(report, path)
-        if not isinstance(value, (int, float)):
-            failures.append(f"{path}: no value (threshold {minimum})")
-        elif value < minimum:
-            failures.append(f"{path} = {value:.3f} < {minimum:.3f}")
+    for bound, op in (("min", "<"), ("max", ">")):
+        for path, limit in sorted(thresholds.get(bound, {}).items()):
+            value = metric_at(report, path)
+            if not isinstance(value, (int, float)):
+                failures.append(f"{path}: no value ({bound} {limit})")
+            elif (value < limit) if bound == "min" else (value > limit):
+                failures.append(f"{path} = {value:.3f} {op} {limit:.3f}")
     return failures
 
 
-def load_thresholds(evals_dir: Path) -> dict[str, float]:
+def load_thresholds(evals_dir: Path) -> dict[str, dict[str, float]]:
+    """evals/thresholds.json: {"min": {...}, "max": {...}} (keys starting with _ are notes)."""
     path = Path(evals_dir) / "thresholds.json"
     if not path.is_file():
         return {}
     data = json.loads(path.read_text(encoding="utf-8"))
-    return {k: float(v) for k, v in data.items() if not k.startswith("_")}
+    return {bound: {k: float(v) for k, v in data.get(bound, {}).items() if not k.startswith("_")}
+            for bound in ("min", "max") if bound in data}
 
 
 # --------------------------------------------------------------------------- the run
@@ -404,7 +408,7 @@ def run_suite(
     from .vectors import EmbeddingCache, corpus_chunk_texts, eval_store
 
     cache = EmbeddingCache(evals_dir / "embeddings.npz", s)
-    if record:
+    if record or save_embeddings:
         cache(corpus_chunk_texts(s))  # every chunk vector goes into the file, built or not
     s = eval_store(s, cache)
     scorer = DeterministicScorer(cache)
