@@ -154,7 +154,7 @@ class Store:
                 settings.collection,
                 embedding_function=None,
                 metadata={**expected, "generation": uuid.uuid4().hex},
-                configuration={"hnsw": {"space": "cosine"}},
+                configuration={"hnsw": {"space": "cosine", "ef_search": settings.hnsw_ef_search}},
             )
         except Exception as exc:
             raise StoreUnavailableError(

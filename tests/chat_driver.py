@@ -15,6 +15,7 @@ Test-only hooks, read here and nowhere in the product code:
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from assistant.errors import LLMError, StoreMissingError  # noqa: E402
+
+# A test run started in the background (CI, `cmd &`) hands its children SIGINT ignored, and Python
+# then installs no KeyboardInterrupt handler: restore it, as an interactive terminal has it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from assistant.types import (  # noqa: E402
     Answer,
     Chunk,
