@@ -52,8 +52,11 @@ class LocalServer:
         host: str = "127.0.0.1",
         port: int | None = None,
         model_path: Path | None = None,
+        interrupt_requests: bool = True,
     ) -> None:
         self.settings = settings
+        # True: a new request cuts off the one streaming (a cancelled chat answer stops at once).
+        self.interrupt_requests = interrupt_requests
         self.host = host
         self._fixed_port = port  # None: a free port is picked at each start
         self.port = port
@@ -133,7 +136,7 @@ class LocalServer:
             "--port", str(self.port),
             "--n_threads", str(s.local_threads),
             "--n_ctx", str(s.local_ctx),
-        ]  # fmt: skip
+        ] + ([] if self.interrupt_requests else ["--interrupt_requests", "False"])  # fmt: skip
 
     def _launch(self, model: Path) -> None:
         self.port = self._fixed_port or _free_port(self.host)
@@ -182,7 +185,9 @@ class LocalServer:
 
 def serve_forever(settings: Settings, host: str = "127.0.0.1", port: int = 8080) -> None:
     """`papers llm serve`: run the embedded model in the foreground until Ctrl-C (or SIGTERM)."""
-    server = LocalServer(settings, host=host, port=port)
+    # Shared by many clients: a new request must wait its turn, not cut off the one streaming
+    # (llama_cpp.server's default interrupts it, which broke concurrent `papers ask` calls).
+    server = LocalServer(settings, host=host, port=port, interrupt_requests=False)
     main = threading.current_thread() is threading.main_thread()
     # `kill`, `docker stop`: stop cleanly too (Python handles signals in the main thread only).
     previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
