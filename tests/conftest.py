@@ -2,49 +2,20 @@
 
 from __future__ import annotations
 
-import ipaddress
-import socket
-
 import pytest
+
+import netguard
 
 # LLM recording/replay fixtures (vcrpy cassettes) live in tests/recording.py.
 pytest_plugins = ["recording"]
-
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
-
-
-def _check(sock: socket.socket, address) -> None:
-    if sock.family == getattr(socket, "AF_UNIX", None):
-        return
-    host = address[0] if isinstance(address, tuple) else address
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return
-    except ValueError:
-        if host == "localhost":
-            return
-    raise RuntimeError(f"tests may not reach the network: connect to {address!r} blocked")
-
-
-def _guarded_connect(self, address):
-    _check(self, address)
-    return _real_connect(self, address)
-
-
-def _guarded_connect_ex(self, address):
-    _check(self, address)
-    return _real_connect_ex(self, address)
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _no_network():
     """Fail any attempt to connect anywhere but loopback (pydantic-ai style guard)."""
-    socket.socket.connect = _guarded_connect
-    socket.socket.connect_ex = _guarded_connect_ex
+    netguard.install()
     yield
-    socket.socket.connect = _real_connect
-    socket.socket.connect_ex = _real_connect_ex
+    netguard.uninstall()
 
 
 @pytest.fixture(autouse=True)

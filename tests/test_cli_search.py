@@ -6,36 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from netguard import GUARDED_CLI as _GUARDED_CLI  # `papers` behind the loopback-only guard
 
 STABILITY_GAP = "Efficient Continual Pre-training by Mitigating the Stability Gap"
 
-# The CLI with the same loopback-only network guard as conftest.py.
-_GUARDED_CLI = textwrap.dedent(
-    """
-    import ipaddress, socket, sys
-    _connect, _connect_ex = socket.socket.connect, socket.socket.connect_ex
-    def _check(sock, address):
-        if sock.family == getattr(socket, "AF_UNIX", None):
-            return
-        host = address[0] if isinstance(address, tuple) else address
-        try:
-            if ipaddress.ip_address(host).is_loopback:
-                return
-        except ValueError:
-            if host == "localhost":
-                return
-        raise RuntimeError(f"network blocked: {address!r}")
-    socket.socket.connect = lambda s, a: (_check(s, a), _connect(s, a))[1]
-    socket.socket.connect_ex = lambda s, a: (_check(s, a), _connect_ex(s, a))[1]
-    sys.argv[0] = "papers"
-    from assistant.cli import main
-    main()
-    """
-)
 
 
 def papers(*args: str, store_dir: Path, cwd: Path | None = None,

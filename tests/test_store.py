@@ -16,13 +16,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from netguard import GUARDED_CLI as _GUARDED_CLI  # `papers` behind the loopback-only guard
 
 from assistant.assets import ensure_tiktoken
 from assistant.chunking import chunk_paper, paper_fingerprint
@@ -39,32 +39,6 @@ BUNDLED_CHUNKS = 704  # 220/40-token chunks of the bundled abstracts (pinned spl
 
 # --------------------------------------------------------------------------- helpers
 
-# The CLI in a subprocess, with the same loopback-only network guard as conftest.py.
-_GUARDED_CLI = textwrap.dedent(
-    """
-    import ipaddress, signal, socket, sys
-    # Ctrl-C raises KeyboardInterrupt as in a terminal, even when the test runner was started
-    # with SIGINT ignored (a background job), which the child would otherwise inherit.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    _connect, _connect_ex = socket.socket.connect, socket.socket.connect_ex
-    def _check(sock, address):
-        if sock.family == getattr(socket, "AF_UNIX", None):
-            return
-        host = address[0] if isinstance(address, tuple) else address
-        try:
-            if ipaddress.ip_address(host).is_loopback:
-                return
-        except ValueError:
-            if host == "localhost":
-                return
-        raise RuntimeError(f"network blocked: {address!r}")
-    socket.socket.connect = lambda s, a: (_check(s, a), _connect(s, a))[1]
-    socket.socket.connect_ex = lambda s, a: (_check(s, a), _connect_ex(s, a))[1]
-    sys.argv[0] = "papers"
-    from assistant.cli import main
-    main()
-    """
-)
 
 
 def cli_env(store_dir: Path, **extra: str) -> dict[str, str]:
