@@ -44,6 +44,20 @@ def _strip_markers(text: str) -> str:
     return citations.MARKER.sub("", text)
 
 
+def _turn_lines(turns: list[Turn], answer_chars: int) -> list[str]:
+    """"User: ..." / "Assistant: ..." lines of earlier turns, answers cut and without markers.
+
+    An abstention is left out: it says nothing about the topic, and the condense step copied it
+    into the rewritten query.
+    """
+    lines: list[str] = []
+    for turn in turns:
+        lines.append(f"User: {turn.question}")
+        if turn.answer and turn.answer != SENTINEL:
+            lines.append(f"Assistant: {_strip_markers(turn.answer)[:answer_chars]}")
+    return lines
+
+
 def is_abstention(text: str) -> bool:
     norm = lambda s: re.sub(r"\W+", " ", s).strip().lower()  # noqa: E731
     return SENTINEL_TOKEN in text or norm(SENTINEL) in norm(text)
@@ -241,11 +255,7 @@ class Assistant:
 
     def history_block(self, turns: list[Turn]) -> str:
         """The last turns, as context only (their citation numbers are stripped: they are stale)."""
-        lines: list[str] = []
-        for turn in turns[-3:]:
-            lines.append(f"User: {turn.question}")
-            if turn.answer and turn.answer != SENTINEL:
-                lines.append(f"Assistant: {_strip_markers(turn.answer)[:ANSWER_HISTORY_CHARS]}")
+        lines = _turn_lines(turns[-3:], ANSWER_HISTORY_CHARS)
         while lines and self.count_tokens("\n".join(lines)) > HISTORY_TOKENS:
             lines.pop(0)
         if not lines:
@@ -260,11 +270,7 @@ class Assistant:
 
     def condense(self, question: str, turns: list[Turn], model: str | None) -> tuple[str, Usage]:
         """Rewrite a follow-up into a standalone query using the earlier turns."""
-        history = "\n".join(
-            f"User: {t.question}" + (f"\nAssistant: {_strip_markers(t.answer)[:300]}"
-                                     if t.answer and t.answer != SENTINEL else "")
-            for t in turns[-3:]
-        )  # an abstention says nothing about the topic: the model copied it into the query
+        history = "\n".join(_turn_lines(turns[-3:], 300))
         prompt = prompts.render("condense", history=history, question=question)
         completion = self.llm.complete([{"role": "user", "content": prompt}], max_tokens=60, model=model)
         query = completion.text.strip().splitlines()[0].strip().strip('"') if completion.text.strip() else ""
