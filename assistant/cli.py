@@ -182,13 +182,19 @@ def ask(
 @llm_app.command("serve")
 def llm_serve(
     ctx: typer.Context,
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080,
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    host: Annotated[str, typer.Option(
+        help="Interface to listen on. Anything but loopback (127.0.0.1, localhost, ::1) "
+        "is refused unless an API key is set.")] = "127.0.0.1",
+    api_key: Annotated[str | None, typer.Option(
+        "--api-key", help="Key clients must send (default: PAPERS_LLM_API_KEY); "
+        "required for a non-loopback --host.")] = None,
 ) -> None:
     """Run the embedded model server in the foreground (reuse it: PAPERS_LLM_BASE_URL)."""
     from .local_server import serve_forever
 
-    serve_forever(_settings(ctx), host=host, port=port)
+    settings = _settings(ctx)
+    serve_forever(settings, host=host, port=port, api_key=api_key or settings.llm_api_key)
 
 
 @app.command()

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     context_window: int | None = Field(
         None, description="Model context in tokens (4096 for the embedded model, else 16384)."
     )
+    llm_grammar: bool | None = Field(
+        None, description="Send GBNF grammars that constrain the output (llama.cpp servers "
+        "only); unset: on for the embedded model, off for other endpoints.",
+    )
     max_answer_tokens: int = Field(400, ge=16, description="Tokens reserved for the answer.")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
     seed: int | None = Field(0, description="Sampling seed, where the server supports one.")
@@ -87,6 +91,12 @@ class Settings(BaseSettings):
         max(1, min(os.cpu_count() or 2, 8)), ge=1, description="CPU threads of the embedded model."
     )
     local_ctx: int = Field(4096, ge=512, description="Context size of the embedded model.")
+    # One slot keeps the prompt cache simple: every request reuses the previous one's prefix (the
+    # fixed system prompt, then the question). More slots serve concurrent clients side by side
+    # (each slot holds local_ctx tokens of KV cache, ~110 MB at 4,096 for this model).
+    local_parallel: int = Field(
+        1, ge=1, le=16, description="Parallel request slots of the embedded model server."
+    )
     local_start_timeout: float = Field(
         120.0, gt=0, description="Seconds to wait for the embedded model server to start."
     )

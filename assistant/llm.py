@@ -32,8 +32,8 @@ from .local_server import LocalServer
 from .types import Usage
 
 # OpenAI's chat format adds about 3 tokens per message (role, separators) plus 3 to prime the
-# reply; used only when a server does not report usage (llama.cpp's server never does when
-# streaming: it ignores `stream_options`).
+# reply; used only when a server reports no usage (llama.cpp's own server and OpenAI do, with
+# `stream_options.include_usage`; some proxies don't).
 _TOKENS_PER_MESSAGE = 3
 _TOKENS_PER_REPLY = 3
 # How servers word "the prompt is too long" (OpenAI, vLLM, llama.cpp, LM Studio, ...).
@@ -69,12 +69,27 @@ class LLM:
     def model(self) -> str:
         return self.settings.model_name
 
+    @property
+    def constrained(self) -> bool:
+        """True when requests may carry a GBNF `grammar` (llama.cpp's servers understand it)."""
+        s = self.settings
+        return s.llm_grammar if s.llm_grammar is not None else s.uses_local_model
+
     def stream(
-        self, messages: list[dict[str, str]], *, max_tokens: int, model: str | None = None
+        self, messages: list[dict[str, str]], *, max_tokens: int, model: str | None = None,
+        grammar: str | None = None, stop: list[str] | None = None,
     ) -> Iterator[str | Completion]:
-        """Yield the answer's text deltas as they arrive, then one final `Completion`."""
+        """Yield the answer's text deltas as they arrive, then one final `Completion`.
+
+        `grammar` (GBNF) constrains the output where the server supports it (`self.constrained`:
+        llama.cpp's server); elsewhere it is left out and the caller parses the free text.
+        """
         model = model or self.model
         params = self._params(messages, max_tokens, model)
+        if grammar and self.constrained:
+            params["extra_body"] = {"grammar": grammar}
+        if stop:
+            params["stop"] = stop
         with self._mapped_errors(model, messages) as state:
             result = yield from self._stream_once(params, state)
             if result is None:
@@ -98,7 +113,7 @@ class LLM:
             for chunk in response:
                 served_model = chunk.model or served_model
                 if chunk.usage is not None:
-                    usage = Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                    usage = _usage(chunk.usage)
                 for choice in chunk.choices:
                     finished = finished or bool(choice.finish_reason)
                     if choice.delta.content:
@@ -122,15 +137,16 @@ class LLM:
         text = (response.choices[0].message.content or "") if response.choices else ""
         if text:
             yield text
-        usage = response.usage
-        usage = Usage(usage.prompt_tokens, usage.completion_tokens) if usage else None
+        usage = _usage(response.usage) if response.usage else None
         return text, usage, response.model or params["model"]
 
     def complete(
-        self, messages: list[dict[str, str]], *, max_tokens: int, model: str | None = None
+        self, messages: list[dict[str, str]], *, max_tokens: int, model: str | None = None,
+        grammar: str | None = None, stop: list[str] | None = None,
     ) -> Completion:
         """The whole answer at once (the same request as `stream`, drained)."""
-        for item in self.stream(messages, max_tokens=max_tokens, model=model):
+        for item in self.stream(messages, max_tokens=max_tokens, model=model, grammar=grammar,
+                                stop=stop):
             if isinstance(item, Completion):
                 return item
         raise AssertionError("stream() always ends with a Completion")
@@ -285,6 +301,13 @@ class _Failure:
                     f"{self.settings.llm_max_retries} retries done): wait, or raise "
                     "PAPERS_LLM_MAX_RETRIES")  # fmt: skip
         return f"the model server at {where} answered HTTP {status}: {message}"
+
+
+def _usage(usage) -> Usage:
+    """openai's usage object -> Usage, with the prompt tokens the server's cache reused."""
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = getattr(details, "cached_tokens", None) or 0
+    return Usage(usage.prompt_tokens, usage.completion_tokens, cached)
 
 
 def _server_message(err: openai.APIError) -> str:

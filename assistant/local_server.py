@@ -1,12 +1,13 @@
-"""The embedded model: a child process running llama.cpp's OpenAI-compatible server.
+"""The embedded model: a child process running llama.cpp's own C++ server (the xllamacpp wheel).
 
 `LocalServer(settings).start()` assembles the GGUF once (about 10 s for 1.1 GB, with a progress
-bar), launches `python -m llama_cpp.server` on a free loopback port and waits until `/v1/models`
-answers (about 2-3 s on 2 cores). The process is stopped by `stop()`, by leaving a `with` block,
+bar), launches `python -m assistant.llama_child` on a free loopback port and waits until
+`/health` answers 200 (about 3-6 s on 2 cores; it answers 503 while the model loads). The process is stopped by `stop()`, by leaving a `with` block,
 or at interpreter exit (atexit), Ctrl-C included: the child runs in its own session, so only
 we see Ctrl-C and we stop it. `serve_forever` is `papers llm serve`.
 
-This module never imports openai (only llm.py does) nor llama_cpp (the child process does).
+This module never imports openai (only llm.py does) nor xllamacpp (the child process does).
+Why a child process rather than the server in our own process: see llama_child.py.
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ LOCAL_EXTRA_HINT = (
 )
 _LOGS_KEPT = 8  # one log per start (~150 KB of model-loading lines each): keep the newest
 _ERROR_LINE = re.compile(r"error|exception", re.IGNORECASE)
-_POLL_S = 0.1  # readiness poll interval: /v1/models answers ~2 s after launch
-# What `python -m llama_cpp.server` imports (llama-cpp-python[server]); checked without importing.
-_SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context")
-_STOP_GRACE_S = 5.0  # uvicorn stops in well under 1 s after SIGTERM; then SIGKILL
+_POLL_S = 0.1  # readiness poll interval: /health answers 200 ~3-6 s after launch
+# What the child imports (the `local` extra); checked without importing.
+_SERVER_MODULES = ("xllamacpp",)
+_STOP_GRACE_S = 5.0  # the child exits at once on SIGTERM; then SIGKILL
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class LocalServer:
@@ -52,11 +54,12 @@ class LocalServer:
         host: str = "127.0.0.1",
         port: int | None = None,
         model_path: Path | None = None,
-        interrupt_requests: bool = True,
+        api_key: str | None = None,
     ) -> None:
         self.settings = settings
-        # True: a new request cuts off the one streaming (a cancelled chat answer stops at once).
-        self.interrupt_requests = interrupt_requests
+        # llama.cpp's server queues a request while its slots are busy (never cuts one off) and
+        # stops generating when a client hangs up, so a cancelled chat answer frees it at once.
+        self.api_key = api_key  # required by the server when set (papers llm serve --api-key)
         self.host = host
         self._fixed_port = port  # None: a free port is picked at each start
         self.port = port
@@ -129,14 +132,23 @@ class LocalServer:
     def _command(self, model: Path) -> list[str]:
         s = self.settings
         return [
-            sys.executable, "-m", "llama_cpp.server",
+            sys.executable, "-m", "assistant.llama_child",
             "--model", str(model),
-            "--model_alias", LOCAL_MODEL,
+            "--alias", LOCAL_MODEL,
             "--host", self.host,
             "--port", str(self.port),
-            "--n_threads", str(s.local_threads),
-            "--n_ctx", str(s.local_ctx),
-        ] + ([] if self.interrupt_requests else ["--interrupt_requests", "False"])  # fmt: skip
+            "--threads", str(s.local_threads),
+            "--ctx", str(s.local_ctx),
+            "--parallel", str(s.local_parallel),
+        ]  # fmt: skip
+
+    def _env(self) -> dict[str, str]:
+        from .llama_child import API_KEY_ENV
+
+        env = {k: v for k, v in os.environ.items() if k != API_KEY_ENV}
+        if self.api_key:
+            env[API_KEY_ENV] = self.api_key  # not argv: `ps` shows argv to every user
+        return env
 
     def _launch(self, model: Path) -> None:
         self.port = self._fixed_port or _free_port(self.host)
@@ -151,6 +163,7 @@ class LocalServer:
         self._proc = subprocess.Popen(
             self._command(model),
             stdin=subprocess.DEVNULL,
+            env=self._env(),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -170,7 +183,7 @@ class LocalServer:
                     f"the embedded model server exited during start (code {code}); "
                     f"see {self.log_path}: {_last_line(self.log_path)}"
                 )
-            if _answers(self.host, self.port, "/v1/models"):
+            if _answers(self.host, self.port, "/health"):
                 self.start_seconds = time.monotonic() - self._started_at
                 return
             if time.monotonic() > deadline:
@@ -183,11 +196,22 @@ class LocalServer:
             time.sleep(_POLL_S)
 
 
-def serve_forever(settings: Settings, host: str = "127.0.0.1", port: int = 8080) -> None:
+def check_serve_host(host: str, api_key: str | None) -> None:
+    """Refuse to expose the model beyond this machine without an API key."""
+    if host not in LOOPBACK and not api_key:
+        raise LLMError(
+            f"refusing to serve on {host} without an API key: anyone who can reach it could use "
+            "the model; set PAPERS_LLM_API_KEY (or --api-key) or keep --host 127.0.0.1"
+        )
+
+
+def serve_forever(
+    settings: Settings, host: str = "127.0.0.1", port: int = 8080, api_key: str | None = None
+) -> None:
     """`papers llm serve`: run the embedded model in the foreground until Ctrl-C (or SIGTERM)."""
-    # Shared by many clients: a new request must wait its turn, not cut off the one streaming
-    # (llama_cpp.server's default interrupts it, which broke concurrent `papers ask` calls).
-    server = LocalServer(settings, host=host, port=port, interrupt_requests=False)
+    check_serve_host(host, api_key)
+    # Shared by many clients: llama.cpp's server queues a request while its slots are busy.
+    server = LocalServer(settings, host=host, port=port, api_key=api_key)
     main = threading.current_thread() is threading.main_thread()
     # `kill`, `docker stop`: stop cleanly too (Python handles signals in the main thread only).
     previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
@@ -253,7 +277,7 @@ def _mtime(path: Path) -> float:
 
 
 def _last_line(path: Path) -> str:
-    """The log's last error line (uvicorn's bind error, a Python exception), else its last line.
+    """The log's last error line (a bind error, a Python exception), else its last line.
 
     The model's teardown prints a few lines after the real error, so the last line alone is
     rarely the one that says what went wrong.
