@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of dense ranks in the fusion.")
     bm25_weight: float = Field(1.0, ge=0, description="Weight of BM25 ranks in the fusion.")
+    title_weight: float = Field(
+        0.5, ge=0, description="Weight of the boost for query terms found in a paper's title."
+    )
+    name_weight: float = Field(
+        2.0, ge=0, description="Weight of the boost for a name or acronym the paper defines."
+    )
+    name_max_papers: int = Field(
+        3, ge=1, description="A name defined by more papers than this is not used to boost."
+    )
     # Floors of the relevance gate (Assistant.relevant), calibrated on in/out-of-collection
     # questions: off-topic ones ("how do I bake sourdough bread") reach coverage <= 0.11 and
     # similarity <= 0.15; on-topic keyword questions ("which papers study the stability gap?")
