@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of dense ranks in the fusion.")
     bm25_weight: float = Field(1.0, ge=0, description="Weight of BM25 ranks in the fusion.")
+    bm25_coverage_power: float = Field(
+        1.0, ge=0, description="A BM25 rank counts times (query-term coverage of the paper) to this power."
+    )
     title_weight: float = Field(
         0.5, ge=0, description="Weight of the boost for query terms found in a paper's title."
     )

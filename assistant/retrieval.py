@@ -207,14 +207,18 @@ class BM25Index:
         return out
 
     @cached_property
-    def names(self) -> dict[str, list[tuple[str, str]]]:
-        """casefolded name -> [(name as defined, paper_id)] for every name a paper defines."""
-        out: dict[str, set[tuple[str, str]]] = {}
+    def names(self) -> dict[str, tuple[list[tuple[str, str]], int]]:
+        """casefolded name -> ([(name as defined, paper_id)], number of papers mentioning it)."""
+        defined: dict[str, set[tuple[str, str]]] = {}
+        mentions: Counter[str] = Counter()
         for paper_id, chunks in self.paper_chunks.items():
+            title = chunks[0].title
             text = " ".join(c.text for c in chunks)
-            for name in defined_names(chunks[0].title, text):
-                out.setdefault(name.casefold(), set()).add((name, paper_id))
-        return {k: sorted(v) for k, v in out.items()}
+            for name in defined_names(title, text):
+                defined.setdefault(name.casefold(), set()).add((name, paper_id))
+            tokens = _QUERY_TOKEN.findall(f"{title} {text}")
+            mentions.update({t.casefold() for t in tokens} | {_singular(t).casefold() for t in tokens})
+        return {k: (sorted(v), mentions[k]) for k, v in defined.items()}
 
     @cached_property
     def _title_terms(self) -> dict[str, set[str]]:
@@ -222,17 +226,46 @@ class BM25Index:
         titles = _tokenize([self.paper_chunks[p][0].title for p in ids], False) if ids else []
         return {p: set(t) for p, t in zip(ids, titles)}
 
+    def _chunk_terms(self, chunks: Sequence[Chunk]) -> list[set[str]]:
+        """Stemmed terms of each chunk's title + text, cached per chunk."""
+        cache = self.__dict__.setdefault("_terms_cache", {})
+        todo = [c for c in chunks if c.chunk_id not in cache]
+        if todo:
+            for c, terms in zip(todo, _tokenize([c.embed_text for c in todo], False)):
+                cache[c.chunk_id] = set(terms)
+        return [cache[c.chunk_id] for c in chunks]
+
+    def paper_coverage(self, query: str, results: Sequence[tuple[Chunk, float]]) -> dict[str, float]:
+        """paper_id -> IDF-weighted share of the query's terms in its best chunk among `results`.
+
+        Tells a BM25 rank earned by the query's rare words from one earned by "model" and
+        "paper": a paraphrase shares no key term with its paper, and its BM25 list is noise.
+        """
+        words = set(_tokenize([query], False)[0])
+        if not words or not results:
+            return {}
+        n = max(len(self.chunks), 1)
+        idf = {t: math.log(1 + n / (1 + self._df.get(t, 0))) for t in words}
+        total = sum(idf.values())
+        out: dict[str, float] = {}
+        for (chunk, _), terms in zip(results, self._chunk_terms([c for c, _ in results])):
+            share = sum(w for t, w in idf.items() if t in terms) / total
+            out[chunk.paper_id] = max(out.get(chunk.paper_id, 0.0), share)
+        return out
+
     def named_papers(self, query: str, max_papers: int) -> dict[str, float]:
         """paper_id -> share of a name in the query that the paper defines.
 
-        A name defined by one paper gives it 1.0; by two, 0.5 each; a name defined by more than
-        `max_papers` papers ("LLMs", "CPT") says little about which paper is meant and is ignored.
+        A name defined by one paper gives it 1.0; by two, 0.5 each. A name that more than
+        `max_papers` papers mention ("LLMs", "GPT", "SQuAD") says little about which paper is
+        meant and is ignored: "GPT" is defined by a video paper but used by the GPTQ one.
         """
         out: dict[str, float] = {}
         for token in set(_QUERY_TOKEN.findall(query)):
             for key in {token.casefold(), _singular(token).casefold()}:
-                owners = {p for name, p in self.names.get(key, ()) if _case_ok(token, name)}
-                if 0 < len(owners) <= max_papers:
+                defined, mentioned = self.names.get(key, ((), 0))
+                owners = {p for name, p in defined if _case_ok(token, name)}
+                if owners and mentioned <= max_papers:
                     for p in owners:
                         out[p] = max(out.get(p, 0.0), 1.0 / len(owners))
         return out
@@ -311,6 +344,9 @@ class Retriever:
         """
         s = self.settings
         evidence: dict[str, _PaperEvidence] = {}
+        # A BM25 rank counts in proportion to coverage**bm25_coverage_power of the query's terms.
+        cov = (self.bm25.paper_coverage(query, sparse)
+               if query and s.bm25_coverage_power > 0 and self.bm25 is not None else None)
         for results, weight, attr in ((dense, s.dense_weight, "dense"), (sparse, s.bm25_weight, "bm25")):
             ranks = _paper_ranks(results)
             for rank, (chunk, score) in enumerate(results, start=1):
@@ -320,7 +356,8 @@ class Retriever:
                 prev = ev.chunks.get(chunk.chunk_id, (chunk, 0.0))[1]
                 ev.chunks[chunk.chunk_id] = (chunk, prev + weight / (s.rrf_k + rank))
             for paper_id, rank in ranks.items():
-                evidence[paper_id].fused += weight / (s.rrf_k + rank)
+                scale = cov.get(paper_id, 0.0) ** s.bm25_coverage_power if attr == "bm25" and cov else 1.0
+                evidence[paper_id].fused += weight * scale / (s.rrf_k + rank)
         first = 1.0 / (s.rrf_k + 1)
         best_possible = (s.dense_weight + s.bm25_weight) * first
         if query and self.bm25 is not None and self.bm25.chunks:

@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 SEARCH_QUESTIONS = common.REPO / "tests" / "data" / "search_questions.jsonl"
-OLD = {"rrf_k": 60, "dense_weight": 1.0, "bm25_weight": 1.0, "title_weight": 0.0, "name_weight": 0.0}
+OLD = {"rrf_k": 60, "dense_weight": 1.0, "bm25_weight": 1.0, "title_weight": 0.0, "name_weight": 0.0,
+       "bm25_coverage_power": 0.0}
 
 
 @dataclass
@@ -102,7 +103,7 @@ class Bench:
             return self.baseline(q.text)
         if method == "dense":
             return [h.title for h in self.fused(q, dense_weight=1.0, bm25_weight=0.0, title_weight=0.0,
-                                                name_weight=0.0)]
+                                                name_weight=0.0, bm25_coverage_power=0.0)]
         if method == "hybrid old":
             return [h.title for h in self.fused(q, **OLD)]
         return [h.title for h in self.fused(q, **overrides)]
@@ -163,9 +164,10 @@ def table(bench: Bench) -> None:
 GRID = {
     "rrf_k": [10, 30, 60],
     "dense_weight": [1.0],
-    "bm25_weight": [0.5, 0.75, 1.0, 1.5],
+    "bm25_weight": [0.5, 1.0, 1.5],
+    "bm25_coverage_power": [0.0, 1.0, 2.0, 3.0],
     "title_weight": [0.0, 0.25, 0.5, 1.0],
-    "name_weight": [0.0, 1.0, 2.0, 4.0],
+    "name_weight": [0.0, 1.0, 2.0],
 }
 
 
