@@ -67,17 +67,21 @@ class Settings(BaseSettings):
     name_max_papers: int = Field(
         3, ge=1, description="A name defined by more papers than this is not used to boost."
     )
-    # Floors of the relevance gate (Assistant.relevant), calibrated on in/out-of-collection
-    # questions: off-topic ones ("how do I bake sourdough bread") reach coverage <= 0.11 and
-    # similarity <= 0.15; on-topic keyword questions ("which papers study the stability gap?")
-    # can have similarity 0.17 but coverage 0.46.
-    min_similarity: float = Field(
-        0.35, description="A source is shown to the model only when its cosine similarity "
-        "reaches this, or its query-term coverage reaches min_coverage; none: abstain.",
+    # The relevance gate (assistant/relevance.py): answer when the query names a paper, or the
+    # best hit reaches gate_similarity (cosine) or gate_coverage (IDF-weighted query-term share),
+    # or the best dense and best lexical paper agree and the similarity reaches
+    # gate_agree_similarity. Calibrated on the dev split (benchmarks/relevance_bench.py).
+    gate_similarity: float = Field(0.45, description="Best-hit cosine similarity that alone means answerable.")
+    gate_coverage: float = Field(0.60, description="Best-hit query-term coverage that alone means answerable.")
+    gate_agree_similarity: float = Field(
+        0.35, description="Similarity that means answerable when dense and lexical top papers agree."
     )
-    min_coverage: float = Field(
-        0.30, description="IDF-weighted share of query terms (and phrases) a source must contain.",
-    )
+    # Which hits of an answerable question the model sees: within keep_similarity_drop of the
+    # best similarity, or keep_coverage_ratio of the best coverage (each above its floor).
+    keep_similarity_drop: float = Field(0.10, ge=0, description="Kept: similarity within this of the best.")
+    keep_min_similarity: float = Field(0.25, description="Kept: similarity floor.")
+    keep_coverage_ratio: float = Field(0.75, ge=0, description="Kept: coverage within this share of the best.")
+    keep_min_coverage: float = Field(0.30, description="Kept: coverage floor.")
 
     # --- language model ------------------------------------------------------------------------
     llm_base_url: str | None = Field(

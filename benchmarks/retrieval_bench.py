@@ -61,7 +61,7 @@ def read_queries(path: Path = common.QUESTIONS, answerable_only: bool = True) ->
         text = " ".join([*q.get("history", []), q["question"]])
         out.append(Query(q["id"], q.get("split", "all"), q["kind"], text, tuple(q.get("gold", [])),
                          tuple(q.get("tags", []))))
-    if answerable_only and SEARCH_QUESTIONS.is_file():
+    if SEARCH_QUESTIONS.is_file():
         for i, line in enumerate(SEARCH_QUESTIONS.read_text().splitlines()):
             if line.strip():
                 q = json.loads(line)
