@@ -106,7 +106,8 @@ def parse_question(obj: object, where: str, require_split: bool = False) -> Ques
     )
     bad_tags = sorted(set(q.tags) - set(TAGS))
     if bad_tags:
-        raise QuestionsError(f"{where}: unknown tag(s) {', '.join(bad_tags)}; tags are {', '.join(TAGS)}")
+        raise QuestionsError(
+            f"{where}: unknown tag(s) {', '.join(bad_tags)}; tags are {', '.join(TAGS)}")
     if len(set(q.tags)) != len(q.tags):
         raise QuestionsError(f"{where}: a tag is listed twice")
     if q.split not in SPLITS:
