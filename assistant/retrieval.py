@@ -50,10 +50,12 @@ _QUERY_TOKEN = re.compile(_NAME)
 
 def name_like(token: str) -> bool:
     """An acronym or coined name: "PFN", "TabPFN", "Craw4LLM", "wav2vec", "CT-LLM"; not "Large"."""
+    if all(part.isalpha() and (part.islower() or part.istitle()) for part in token.split("-")):
+        return False  # "Domain-Adaptive", "Pre-Training", "text-to-image": words, not a name
     upper = sum(ch.isupper() for ch in token)
     digit = any(ch.isdigit() for ch in token)
     letters = any(ch.isalpha() for ch in token)
-    return letters and len(token) >= 2 and (upper >= 2 or (digit and (upper or token[0].isalpha()))
+    return bool(letters and len(token) >= 2) and (upper >= 2 or (digit and (upper or token[0].isalpha()))
                                             or (upper == 1 and not token[0].isupper()))
 
 

@@ -131,10 +131,12 @@ def grid(gb: GateBench, split: str = "dev", max_far: float = 0.05, top: int = 15
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--split", action="append", help="only this split (repeatable); default: all")
     ap.add_argument("--features", metavar="SPLIT", nargs="?", const="dev")
     ap.add_argument("--grid", action="store_true")
     args = ap.parse_args()
-    gb = GateBench(Bench(read_queries(answerable_only=False), args.cache_dir))
+    gb = GateBench(Bench([q for q in read_queries(answerable_only=False) if not args.split or q.split in args.split],
+                         args.cache_dir))
     if args.features:
         features(gb, args.features)
     elif args.grid:

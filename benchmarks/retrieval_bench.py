@@ -167,7 +167,7 @@ GRID = {
     "bm25_weight": [0.5, 1.0, 1.5],
     "bm25_coverage_power": [0.0, 1.0, 2.0, 3.0],
     "title_weight": [0.0, 0.25, 0.5, 1.0],
-    "name_weight": [0.0, 1.0, 2.0],
+    "name_weight": [1.0, 2.0],
 }
 
 
@@ -204,10 +204,11 @@ def misses(bench: Bench, split: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--split", action="append", help="only this split (repeatable); default: all")
     ap.add_argument("--grid", action="store_true", help="search the fusion weights on dev")
     ap.add_argument("--misses", metavar="SPLIT", help="print the new hybrid's misses on SPLIT")
     args = ap.parse_args()
-    bench = Bench(read_queries(), args.cache_dir)
+    bench = Bench([q for q in read_queries() if not args.split or q.split in args.split], args.cache_dir)
     if args.grid:
         grid(bench)
     elif args.misses:
