@@ -12,7 +12,7 @@ and answers when any of these holds (thresholds in Settings, calibrated on the d
 config.py for the numbers):
 
   named | dense >= gate_similarity | coverage >= gate_coverage
-        | (agree and dense >= gate_agree_similarity)
+        | (dense >= gate_min_similarity and (margin >= gate_margin or (gate_agree and agree)))
 
 A paraphrase shares few words with its paper (coverage ~0.1-0.3) but MiniLM still finds it
 (dense 0.45-0.7); an off-topic question scores low on both. Near misses (the collection's
@@ -76,14 +76,17 @@ def assess(query: str, hits: list[Hit], bm25, settings: Settings | None = None,
         reasons.append("dense")
     if top_cov >= s.gate_coverage:
         reasons.append("coverage")
-    if agree and top_dense >= s.gate_agree_similarity:
-        reasons.append("agree")
+    # Between the floor and gate_similarity a paper must stand out: ahead of the next one by
+    # gate_margin, or first for both retrievers. Near misses match several papers a little
+    # (margin <= 0.025 on dev); a paraphrase usually matches its one paper best.
+    if top_dense >= s.gate_min_similarity and (margin >= s.gate_margin or (agree and s.gate_agree)):
+        reasons.append("margin" if margin >= s.gate_margin else "agree")
     # 0.5 at the nearest threshold; each rule's distance scaled by the spread seen on dev.
     confidence = max(
         1.0 if named else 0.0,
         0.5 + (top_dense - s.gate_similarity) / 0.4,
         0.5 + (top_cov - s.gate_coverage) / 0.8,
-        0.5 + (top_dense - s.gate_agree_similarity) / 0.4 if agree else 0.0,
+        min(0.5 + (top_dense - s.gate_min_similarity) / 0.4, 0.5 + (margin - s.gate_margin) / 0.2),
     )
     confidence = min(max(confidence, 0.0), 1.0)
     answerable = bool(reasons)

@@ -107,9 +107,11 @@ def features(gb: GateBench, split: str) -> None:
 
 
 GRID = {
-    "gate_similarity": [0.35, 0.40, 0.45, 0.50, 0.55, 0.60],
-    "gate_coverage": [0.40, 0.50, 0.60, 0.70, 0.80, 1.01],
-    "gate_agree_similarity": [0.25, 0.30, 0.35, 0.40, 1.01],
+    "gate_similarity": [0.45, 0.50, 0.55, 0.60, 0.65],
+    "gate_coverage": [0.40, 0.50, 0.60, 0.70],
+    "gate_min_similarity": [0.30, 0.32, 0.34, 0.36],
+    "gate_margin": [0.0, 0.02, 0.03, 0.04, 0.05, 1.0],
+    "gate_agree": [True, False],
 }
 
 
@@ -122,6 +124,8 @@ def grid(gb: GateBench, split: str = "dev", max_far: float = 0.05, top: int = 15
         f = gb.figures(gb.run(qs, **cfg))
         results.append((f["far"] <= max_far, f["abs_recall"], f["near_recall"], -f["far"], cfg, f))
     results.sort(key=lambda r: r[:4], reverse=True)
+    best = results[0][:4]
+    print(f"{sum(r[:4] == best for r in results)} configurations tie for best")
     print(f"grid on {split}: {len(qs)} questions; best {top} (false abstention <= {max_far} first)")
     common.table(["FAR", "abst.rec", "near rec", "config"],
                  [(round(f["far"], 3), round(f["abs_recall"], 3), round(f["near_recall"], 3), str(cfg))
