@@ -216,23 +216,10 @@ class Assistant:
         return self.settings.model_name
 
     def relevant(self, query: str, hits: list[Hit]) -> list[Hit]:
-        """The hits worth showing the model; [] means abstain without calling it.
+        """The hits worth showing the model; [] means abstain (decided by relevance.assess)."""
+        from .relevance import assess
 
-        The small embedded model cites every source it is given, so sources must be on topic.
-        A hit is kept when its query-term coverage is within 75% of the best hit's, or its
-        dense similarity within 95% of the best, each above an absolute floor (min_coverage,
-        min_similarity). Measured: "which papers study the stability gap?" keeps only the
-        stability-gap paper (coverage 0.46 vs <= 0.26 for the rest); "how do I bake sourdough
-        bread" keeps nothing (coverage <= 0.11, similarity <= 0.15).
-        """
-        if not hits:
-            return []
-        bm25 = self.retriever.bm25
-        cov = [bm25.coverage(query, h.title + "\n" + " ".join(c.text for c in h.chunks)) for h in hits]
-        dense = [h.dense_similarity or 0.0 for h in hits]
-        cov_floor = max(0.75 * max(cov), self.settings.min_coverage)
-        dense_floor = max(0.95 * max(dense), self.settings.min_similarity)
-        return [h for h, c, d in zip(hits, cov, dense) if c >= cov_floor or d >= dense_floor]
+        return assess(query, hits, self.retriever.bm25, self.settings).kept
 
     def select(self, query: str, hits: list[Hit], question: str, turns: list[Turn]):
         """Numbered sources trimmed to what the context window leaves after everything else."""

@@ -19,6 +19,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,57 @@ _HYPHENATED = re.compile(r"\b(\w+)-(\w+)\b")
 def bm25_text(text: str) -> str:
     """Hyphenated words also count joined and split: "pre-training" matches "pretraining"."""
     return _HYPHENATED.sub(r"\1\2 \1 \2", text.lower())
+
+
+# --- names and acronyms an abstract defines -------------------------------------------------
+# "prior-data fitted networks (PFNs)", "Masked Structural Growth (MSG)": the token in brackets;
+# "TTT (test-time training)": the token before an expansion; "TabPFN: A Transformer ...": a
+# title's short prefix; "we propose MASTER, ...": a name-like token after a verb of naming.
+_NAME = r"[A-Za-z0-9][A-Za-z0-9.\-]*[A-Za-z0-9]"
+_IN_BRACKETS = re.compile(r"\((" + _NAME + r")[),;]")
+_BEFORE_EXPANSION = re.compile(r"\b(" + _NAME + r") \((?:[A-Za-z][a-z\-]*\s){1,}")
+_NAMED = re.compile(r"\b(?:propose|introduce|present|call|dub|name|named|called|dubbed|termed)"
+                    r"(?:d|s)?\s+(?:a |an |the )?(" + _NAME + r")\b")
+_QUERY_TOKEN = re.compile(_NAME)
+
+
+def name_like(token: str) -> bool:
+    """An acronym or coined name: "PFN", "TabPFN", "Craw4LLM", "wav2vec", "CT-LLM"; not "Large"."""
+    if all(part.isalpha() and (part.islower() or part.istitle()) for part in token.split("-")):
+        return False  # "Domain-Adaptive", "Pre-Training", "text-to-image": words, not a name
+    upper = sum(ch.isupper() for ch in token)
+    digit = any(ch.isdigit() for ch in token)
+    letters = any(ch.isalpha() for ch in token)
+    return bool(letters and len(token) >= 2) and (upper >= 2 or (digit and (upper or token[0].isalpha()))
+                                            or (upper == 1 and not token[0].isupper()))
+
+
+def _singular(token: str) -> str:
+    """"PFNs" -> "PFN", "LLMs" -> "LLM"; "GPTQ" unchanged."""
+    return token[:-1] if len(token) > 2 and token.endswith("s") and token[-2].isupper() else token
+
+
+def defined_names(title: str, text: str) -> set[str]:
+    """Acronyms and coined names that a paper's title or abstract defines."""
+    names = {m for m in _IN_BRACKETS.findall(text) if name_like(m)}
+    names |= {m for m in _BEFORE_EXPANSION.findall(text) if name_like(m)}
+    names |= {m for m in _NAMED.findall(text) if name_like(m)}
+    prefix = title.split(":", 1)[0].strip() if ":" in title else ""
+    if prefix and len(prefix.split()) == 1:
+        names.add(prefix)  # "Mangosteen: ...", "GPTQ: ...", "MASTER: ..."
+    names |= {t for t in _QUERY_TOKEN.findall(title) if name_like(t)}
+    return {_singular(n) for n in names}
+
+
+def name_key(token: str) -> str:
+    return _singular(token).casefold()
+
+
+def _case_ok(query_token: str, name: str) -> bool:
+    """An all-capitals name that is also a word ("MAKE", "PRIOR") matches only in capitals."""
+    if name.isalpha() and name.isupper():
+        return _singular(query_token).isupper()
+    return True
 
 
 def _tokenize(texts: Sequence[str], return_ids: bool):
@@ -148,6 +200,94 @@ class BM25Index:
             index.save(folder)
         return index
 
+    # --- fields derived from the chunks (built on first use, ~0.1 s per 1,000 chunks) -------
+    @cached_property
+    def paper_chunks(self) -> dict[str, list[Chunk]]:
+        out: dict[str, list[Chunk]] = {}
+        for c in self.chunks:
+            out.setdefault(c.paper_id, []).append(c)
+        return out
+
+    @cached_property
+    def names(self) -> dict[str, tuple[list[tuple[str, str]], int]]:
+        """casefolded name -> ([(name as defined, paper_id)], number of papers mentioning it)."""
+        defined: dict[str, set[tuple[str, str]]] = {}
+        mentions: Counter[str] = Counter()
+        for paper_id, chunks in self.paper_chunks.items():
+            title = chunks[0].title
+            text = " ".join(c.text for c in chunks)
+            for name in defined_names(title, text):
+                defined.setdefault(name.casefold(), set()).add((name, paper_id))
+            tokens = _QUERY_TOKEN.findall(f"{title} {text}")
+            mentions.update({t.casefold() for t in tokens} | {_singular(t).casefold() for t in tokens})
+        return {k: (sorted(v), mentions[k]) for k, v in defined.items()}
+
+    @cached_property
+    def _title_terms(self) -> dict[str, set[str]]:
+        ids = list(self.paper_chunks)
+        titles = _tokenize([self.paper_chunks[p][0].title for p in ids], False) if ids else []
+        return {p: set(t) for p, t in zip(ids, titles)}
+
+    def _chunk_terms(self, chunks: Sequence[Chunk]) -> list[set[str]]:
+        """Stemmed terms of each chunk's title + text, cached per chunk."""
+        cache = self.__dict__.setdefault("_terms_cache", {})
+        todo = [c for c in chunks if c.chunk_id not in cache]
+        if todo:
+            for c, terms in zip(todo, _tokenize([c.embed_text for c in todo], False)):
+                cache[c.chunk_id] = set(terms)
+        return [cache[c.chunk_id] for c in chunks]
+
+    def paper_coverage(self, query: str, results: Sequence[tuple[Chunk, float]]) -> dict[str, float]:
+        """paper_id -> IDF-weighted share of the query's terms in its best chunk among `results`.
+
+        Tells a BM25 rank earned by the query's rare words from one earned by "model" and
+        "paper": a paraphrase shares no key term with its paper, and its BM25 list is noise.
+        """
+        words = set(_tokenize([query], False)[0])
+        if not words or not results:
+            return {}
+        n = max(len(self.chunks), 1)
+        idf = {t: math.log(1 + n / (1 + self._df.get(t, 0))) for t in words}
+        total = sum(idf.values())
+        out: dict[str, float] = {}
+        for (chunk, _), terms in zip(results, self._chunk_terms([c for c, _ in results])):
+            share = sum(w for t, w in idf.items() if t in terms) / total
+            out[chunk.paper_id] = max(out.get(chunk.paper_id, 0.0), share)
+        return out
+
+    def named_papers(self, query: str, max_papers: int) -> dict[str, float]:
+        """paper_id -> share of a name in the query that the paper defines.
+
+        A name defined by one paper gives it 1.0; by two, 0.5 each. A name that more than
+        `max_papers` papers mention ("LLMs", "GPT", "SQuAD") says little about which paper is
+        meant and is ignored: "GPT" is defined by a video paper but used by the GPTQ one.
+        """
+        out: dict[str, float] = {}
+        for token in set(_QUERY_TOKEN.findall(query)):
+            for key in {token.casefold(), _singular(token).casefold()}:
+                defined, mentioned = self.names.get(key, ((), 0))
+                owners = {p for name, p in defined if _case_ok(token, name)}
+                if owners and mentioned <= max_papers:
+                    for p in owners:
+                        out[p] = max(out.get(p, 0.0), 1.0 / len(owners))
+        return out
+
+    def title_match(self, query: str, paper_ids) -> dict[str, float]:
+        """paper_id -> IDF-weighted share of the query's terms found in the paper's title."""
+        words = set(_tokenize([query], False)[0])
+        if not words:
+            return {}
+        n = max(len(self.chunks), 1)
+        idf = {t: math.log(1 + n / (1 + self._df.get(t, 0))) for t in words}
+        total = sum(idf.values())
+        out = {}
+        for p in paper_ids:
+            terms = self._title_terms.get(p, set())
+            score = sum(w for t, w in idf.items() if t in terms) / total
+            if score > 0:
+                out[p] = score
+        return out
+
     def search(self, query: str, n: int, filters: Filters | None = None) -> list[tuple[Chunk, float]]:
         if not self.chunks:
             return []
@@ -193,11 +333,22 @@ class Retriever:
         k = k or s.k
         dense = self.store.query(self._embed([query])[0], s.candidates, filters)
         sparse = self.bm25.search(query, s.candidates, filters)
-        return self.fuse(dense, sparse, k)
+        return self.fuse(dense, sparse, k, query=query, filters=filters)
 
-    def fuse(self, dense, sparse, k: int) -> list[Hit]:
+    def fuse(self, dense, sparse, k: int, query: str | None = None,
+             filters: Filters | None = None) -> list[Hit]:
+        """Weighted RRF of the two rankings, plus (given the query) the title and name boosts.
+
+        Title boost: title_weight * (IDF-weighted share of the query's terms in the title), on
+        the candidates either retriever found. Name boost: name_weight * (share of a name the
+        query uses that the paper defines), for papers found or not. Both are scaled like a
+        first rank, 1 / (rrf_k + 1), so a weight compares directly with dense/bm25_weight.
+        """
         s = self.settings
         evidence: dict[str, _PaperEvidence] = {}
+        # A BM25 rank counts in proportion to coverage**bm25_coverage_power of the query's terms.
+        cov = (self.bm25.paper_coverage(query, sparse)
+               if query and s.bm25_coverage_power > 0 and self.bm25 is not None else None)
         for results, weight, attr in ((dense, s.dense_weight, "dense"), (sparse, s.bm25_weight, "bm25")):
             ranks = _paper_ranks(results)
             for rank, (chunk, score) in enumerate(results, start=1):
@@ -207,17 +358,36 @@ class Retriever:
                 prev = ev.chunks.get(chunk.chunk_id, (chunk, 0.0))[1]
                 ev.chunks[chunk.chunk_id] = (chunk, prev + weight / (s.rrf_k + rank))
             for paper_id, rank in ranks.items():
-                evidence[paper_id].fused += weight / (s.rrf_k + rank)
-        best_possible = (s.dense_weight + s.bm25_weight) / (s.rrf_k + 1) or 1.0
+                scale = cov.get(paper_id, 0.0) ** s.bm25_coverage_power if attr == "bm25" and cov else 1.0
+                evidence[paper_id].fused += weight * scale / (s.rrf_k + rank)
+        first = 1.0 / (s.rrf_k + 1)
+        best_possible = (s.dense_weight + s.bm25_weight) * first
+        if query and self.bm25 is not None and self.bm25.chunks:
+            if s.title_weight > 0:
+                best_possible += s.title_weight * first
+                for paper_id, share in self.bm25.title_match(query, list(evidence)).items():
+                    evidence[paper_id].fused += s.title_weight * share * first
+            named = self.bm25.named_papers(query, s.name_max_papers) if s.name_weight > 0 else {}
+            if named:
+                best_possible += s.name_weight * first
+            for paper_id, share in named.items():
+                chunks = self.bm25.paper_chunks.get(paper_id, [])
+                if not chunks or not matches(chunks[0], filters):
+                    continue
+                ev = evidence.setdefault(paper_id, _PaperEvidence({}))
+                for c in chunks:
+                    ev.chunks.setdefault(c.chunk_id, (c, 0.0))
+                ev.fused += s.name_weight * share * first
+        best_possible = best_possible or 1.0
         ranked = sorted(evidence.items(), key=lambda kv: -kv[1].fused)[:k]
         hits = []
         for rank, (paper_id, ev) in enumerate(ranked, start=1):
             chunks = tuple(c for c, _ in sorted(ev.chunks.values(), key=lambda cs: -cs[1]))
-            first = chunks[0]
+            first_chunk = chunks[0]
             hits.append(Hit(
-                rank=rank, paper_id=paper_id, title=first.title,
+                rank=rank, paper_id=paper_id, title=first_chunk.title,
                 score=ev.fused / best_possible, chunks=chunks,
-                dense_similarity=ev.dense, bm25_score=ev.bm25, year=first.year,
-                categories=first.categories, sources=first.sources,
+                dense_similarity=ev.dense, bm25_score=ev.bm25, year=first_chunk.year,
+                categories=first_chunk.categories, sources=first_chunk.sources,
             ))
         return hits

@@ -5,6 +5,7 @@ whole suite replayed offline against the thresholds in evals/thresholds.json."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -28,10 +29,12 @@ from assistant.evaluation.faithfulness import (
 from assistant.evaluation.judge import parse_statements, parse_verdicts, render_statements
 from assistant.evaluation.questions import (
     KINDS,
+    TAGS,
     QuestionsError,
     load_questions,
     parse_question,
     shared_key_terms,
+    split_hash,
     unknown_titles,
 )
 from assistant.evaluation.suite import (
@@ -405,3 +408,101 @@ def test_suite_replays_offline_above_thresholds(tmp_path):
         f"{k}={check}" for k, check in [("recall@5", data["retrieval"]["recall@5"]),
                                         ("faithfulness", data["faithfulness"])]))
     assert seconds < 60, f"replay took {seconds:.0f} s"
+
+
+# --------------------------------------------------------------------------- question set: kinds, tags, splits
+
+
+def _question_set():
+    return load_questions(EVALS / "questions.jsonl")
+
+
+def test_question_set_meets_the_issue_minimums():
+    """Issue 8: >= 120 questions, >= 25 paraphrase, >= 20 abstain (>= 10 near misses),
+    >= 15 follow-ups, and acronym, typo and chatty questions."""
+    questions = _question_set()
+    kinds = {kind: sum(q.kind == kind for q in questions) for kind in KINDS}
+    tags = {tag: sum(tag in q.tags for q in questions) for tag in TAGS}
+    assert len(questions) >= 120
+    assert kinds["paraphrase"] >= 25 and kinds["abstain"] >= 20 and kinds["follow_up"] >= 15, kinds
+    assert tags["near_miss"] >= 10 and tags["acronym"] >= 6, tags
+    assert tags["typo"] >= 5 and tags["chatty"] >= 5, tags
+
+
+def test_near_miss_questions_name_their_closest_papers():
+    for q in _question_set():
+        if q.kind == "abstain":
+            assert q.note, f"{q.id}: an abstain question says in `note` why nothing answers it"
+        if "near_miss" in q.tags:
+            assert q.kind == "abstain" and len(q.note) > 40, q.id
+
+
+def test_acronym_questions_use_an_acronym_their_paper_defines(corpus):
+    for q in _question_set():
+        if "acronym" in q.tags:
+            paper = corpus[q.gold[0]]
+            acronyms = re.findall(r"\(([A-Z][A-Za-z0-9-]*[A-Z][A-Za-z0-9-]*)\)", paper.abstract)
+            used = [a for a in acronyms if re.search(rf"\b{re.escape(a)}\b", q.question)]
+            assert used, f"{q.id}: names no acronym defined in its paper's abstract"
+            assert not any(a.casefold() in paper.title.casefold() for a in used), (
+                f"{q.id}: the acronym is in the title; an acronym question needs the abstract")
+
+
+def test_splits_are_balanced_by_kind_and_tag():
+    questions = _question_set()
+    test = [q for q in questions if q.split == "test"]
+    assert abs(2 * len(test) - len(questions)) <= 2
+    for kind in KINDS:
+        group = [q for q in questions if q.kind == kind]
+        n_test = sum(q.split == "test" for q in group)
+        assert abs(2 * n_test - len(group)) <= 2, (kind, n_test, len(group))
+    for tag in TAGS:
+        group = [q for q in questions if tag in q.tags]
+        n_test = sum(q.split == "test" for q in group)
+        assert abs(2 * n_test - len(group)) <= 1, (tag, n_test, len(group))
+
+
+def test_test_split_is_frozen():
+    """Changing, adding or removing a test-split question changes the hash: the test split
+    is frozen so that nothing gets tuned on it."""
+    recorded = (EVALS / "test_split.sha256").read_text(encoding="utf-8").split()[0]
+    assert split_hash(_question_set()) == recorded, (
+        "the test split of evals/questions.jsonl is frozen: do not edit, add or remove its "
+        "questions (tune on dev only); if a test question is really wrong, fix it in its own "
+        "commit that says why and update evals/test_split.sha256 "
+        "(python -c 'from assistant.evaluation.questions import *; "
+        "print(split_hash(load_questions(\"evals/questions.jsonl\")))')")
+
+
+def test_split_hash_sees_every_field_of_a_test_question():
+    base = {"id": "t", "kind": "fact", "question": "How many?", "gold": ["T"], "expected": "9",
+            "split": "test"}
+    q = parse_question(base, "x")
+    dev = parse_question({**base, "split": "dev"}, "x")
+    assert split_hash([dev]) == split_hash([])  # dev questions are not frozen
+    for change in ({"question": "How many, then?"}, {"gold": ["U"]}, {"expected": "10"},
+                   {"tags": ["typo"]}, {"id": "t2"}):
+        assert split_hash([parse_question({**base, **change}, "x")]) != split_hash([q])
+    assert split_hash([q, dev]) == split_hash([dev, q])
+
+
+def test_tags_split_and_note_are_checked(tmp_path):
+    with pytest.raises(QuestionsError, match="unknown tag"):
+        parse_question({"id": "a", "kind": "topic", "question": "q?", "gold": ["T"],
+                        "tags": ["trivia"]}, "x:1")
+    with pytest.raises(QuestionsError, match="split"):
+        parse_question({"id": "a", "kind": "topic", "question": "q?", "gold": ["T"],
+                        "split": "train"}, "x:2")
+    with pytest.raises(QuestionsError, match="near_miss"):
+        parse_question({"id": "a", "kind": "abstain", "question": "q?", "tags": ["near_miss"]},
+                       "x:3")
+    with pytest.raises(QuestionsError, match="note"):
+        parse_question({"id": "a", "kind": "abstain", "question": "q?", "note": ""}, "x:4")
+    q = parse_question({"id": "a", "kind": "abstain", "question": "q?", "tags": "near_miss",
+                        "note": "closest: X", "split": "test"}, "x:5")
+    assert (q.tags, q.split, q.note) == (("near_miss",), "test", "closest: X")
+    # in the questions file every question names its split
+    path = tmp_path / "questions.jsonl"
+    path.write_text(json.dumps({"id": "a", "kind": "topic", "question": "q?", "gold": ["T"]}) + "\n")
+    with pytest.raises(QuestionsError, match=r"questions.jsonl:1: `split`"):
+        load_questions(path)

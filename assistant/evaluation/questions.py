@@ -6,15 +6,25 @@ One JSON object per line:
      "gold": ["<exact corpus title>", ...],       # [] for abstain questions
      "acceptable": ["<title>", ...],              # optional: also fine to cite (not required)
      "expected": "57 billion" | ["4.31", ...],    # fact value(s); any one must be in the answer
-     "history": ["<earlier user turn>", ...]}     # follow-ups only, oldest first
+     "history": ["<earlier user turn>", ...],     # follow-ups only, oldest first
+     "tags": ["acronym", "typo", ...],            # optional: see TAGS
+     "split": "dev" | "test",                     # required: tune on dev only; test is frozen
+     "note": "..."}                               # optional free text (abstain: closest papers)
 
 Kinds: topic (several gold papers), fact (one paper and an expected value that occurs in its
 abstract), paraphrase (no key term shared with the gold paper), abstain (nothing in the
 collection: gold is empty), follow_up (needs the earlier turns in `history`).
+
+Tags mark how a question is asked: `acronym` (names a method only by the acronym its abstract
+defines), `typo` (misspelled on purpose), `chatty` (conversational framing), `near_miss`
+(abstain questions in the collection's vocabulary but on a topic it does not cover; these need a
+`note` naming the closest papers). The `test` split is frozen: `evals/test_split.sha256` holds
+the hash of its questions' canonical JSON (`split_hash`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import unicodedata
@@ -24,6 +34,10 @@ from pathlib import Path
 from assistant.errors import PapersError
 
 KINDS = ("topic", "fact", "paraphrase", "abstain", "follow_up")
+TAGS = ("acronym", "typo", "chatty", "near_miss")
+SPLITS = ("dev", "test")
+_FIELDS = frozenset({"id", "kind", "question", "gold", "acceptable", "expected", "history",
+                     "tags", "split", "note"})
 
 
 class QuestionsError(PapersError):
@@ -39,6 +53,9 @@ class Question:
     acceptable: tuple[str, ...] = ()
     expected: tuple[str, ...] = ()  # any one of these must occur in the answer
     history: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    split: str = "dev"
+    note: str = ""
 
     @property
     def answerable(self) -> bool:
@@ -61,10 +78,11 @@ def _strings(value: object, name: str, where: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value)
 
 
-def parse_question(obj: object, where: str) -> Question:
+def parse_question(obj: object, where: str, require_split: bool = False) -> Question:
+    """One question object, checked; `split` may be left out (as "dev") unless `require_split`."""
     if not isinstance(obj, dict):
         raise QuestionsError(f"{where}: each line must be a JSON object")
-    unknown = set(obj) - {"id", "kind", "question", "gold", "acceptable", "expected", "history"}
+    unknown = set(obj) - _FIELDS
     if unknown:
         raise QuestionsError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
     qid, kind, text = obj.get("id"), obj.get("kind"), obj.get("question")
@@ -82,7 +100,21 @@ def parse_question(obj: object, where: str) -> Question:
         acceptable=_strings(obj.get("acceptable"), "acceptable", where),
         expected=_strings(obj.get("expected"), "expected", where),
         history=_strings(obj.get("history"), "history", where),
+        tags=_strings(obj.get("tags"), "tags", where),
+        split=obj.get("split", None if require_split else "dev"),
+        note=_note(obj.get("note"), where),
     )
+    bad_tags = sorted(set(q.tags) - set(TAGS))
+    if bad_tags:
+        raise QuestionsError(
+            f"{where}: unknown tag(s) {', '.join(bad_tags)}; tags are {', '.join(TAGS)}")
+    if len(set(q.tags)) != len(q.tags):
+        raise QuestionsError(f"{where}: a tag is listed twice")
+    if q.split not in SPLITS:
+        raise QuestionsError(f"{where}: `split` must be one of {', '.join(SPLITS)}")
+    if "near_miss" in q.tags and (kind != "abstain" or not q.note):
+        raise QuestionsError(f"{where}: near_miss questions are abstain questions with a `note` "
+                             "naming the closest papers")
     if kind == "abstain" and (q.gold or q.expected):
         raise QuestionsError(f"{where}: abstain questions have no gold papers or expected value")
     if kind != "abstain" and not q.gold:
@@ -92,6 +124,14 @@ def parse_question(obj: object, where: str) -> Question:
     if kind == "follow_up" and not q.history:
         raise QuestionsError(f"{where}: follow_up questions need the earlier turns in `history`")
     return q
+
+
+def _note(value: object, where: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        raise QuestionsError(f"{where}: `note` must be a non-empty string")
+    return value.strip()
 
 
 def load_questions(path: Path) -> list[Question]:
@@ -109,7 +149,7 @@ def load_questions(path: Path) -> list[Question]:
             obj = json.loads(line)
         except ValueError as exc:
             raise QuestionsError(f"{where}: not JSON ({exc.msg})") from None
-        q = parse_question(obj, where)
+        q = parse_question(obj, where, require_split=True)
         if q.id in seen:
             raise QuestionsError(f"{where}: duplicate id {q.id!r}")
         seen.add(q.id)
@@ -117,6 +157,21 @@ def load_questions(path: Path) -> list[Question]:
     if not out:
         raise QuestionsError(f"{path}: no questions")
     return out
+
+
+def canonical(q: Question) -> str:
+    """One question as sorted-key, compact JSON of its non-empty fields (the frozen form)."""
+    fields = {"id": q.id, "kind": q.kind, "question": q.question, "gold": list(q.gold),
+              "acceptable": list(q.acceptable), "expected": list(q.expected),
+              "history": list(q.history), "tags": list(q.tags), "split": q.split, "note": q.note}
+    fields = {k: v for k, v in fields.items() if v}
+    return json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def split_hash(questions: list[Question], split: str = "test") -> str:
+    """sha256 of one split (the frozen `test`): its questions' canonical JSON lines, sorted."""
+    lines = sorted(canonical(q) for q in questions if q.split == split)
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 
 def unknown_titles(questions: list[Question], titles: list[str]) -> list[str]:
