@@ -14,24 +14,24 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 
 from . import citations, prompts
 from .assets import ensure_tiktoken
 from .config import Settings
-from .context import render_sources, select_sources
-from .types import Answer, Filters, Hit, Paper, Retrieved, Timings, Turn, Usage
+from .context import select_sources
+from .types import Answer, Claim, Filters, Hit, Paper, Retrieved, Source, Timings, Turn, Usage
 
-# What the user reads when the collection does not cover a question ...
+# What the user reads when the collection does not cover a question (the first line of an
+# abstention; the closest papers follow it, not cited as support).
 SENTINEL = "The collection does not contain papers that answer this question."
-# ... and the fixed token the model is told to reply with instead. A sentence such as SENTINEL in
-# the prompt made the 1.5B model abstain on answerable questions (4 of 4 tried); a bare token
-# did not (it answered 2 of 2 answerable ones and abstained on 2 of 2 off-topic ones).
-SENTINEL_TOKEN = "NO_ANSWER"
-# Prompt-side allowances (tokens): the chat template's own markup, and history kept for context.
-TEMPLATE_OVERHEAD = 40
-HISTORY_TOKENS = 300
-MAX_SOURCE_TOKENS = 800  # context kept even when the window is larger: ~9 s of prompt on 2 cores
-ANSWER_HISTORY_CHARS = 400  # an earlier answer shown to the model is cut to this length
+CLOSEST_HEADER = "Closest, but not about this:"
+# Per-source text shown to the model (tokens): the abstract's first sentence and the sentences
+# that share most terms with the question. 150 tokens read in ~2 s on 2 cores; a whole abstract
+# (median ~245 tokens) would add ~1.3 s to every line for little more substance.
+SOURCE_TOKENS = 150
+ANSWER_HISTORY_CHARS = 400  # an earlier answer shown to the condense step is cut to this length
+UNVERIFIED = " (unverified)"  # appended to a line the claim check does not support
 
 History = Sequence[Turn | str] | None
 
@@ -53,14 +53,14 @@ def _turn_lines(turns: list[Turn], answer_chars: int) -> list[str]:
     lines: list[str] = []
     for turn in turns:
         lines.append(f"User: {turn.question}")
-        if turn.answer and turn.answer != SENTINEL:
+        if turn.answer and not is_abstention(turn.answer):
             lines.append(f"Assistant: {_strip_markers(turn.answer)[:answer_chars]}")
     return lines
 
 
 def is_abstention(text: str) -> bool:
     norm = lambda s: re.sub(r"\W+", " ", s).strip().lower()  # noqa: E731
-    return SENTINEL_TOKEN in text or norm(SENTINEL) in norm(text)
+    return norm(text).startswith(norm(SENTINEL))
 
 
 class Assistant:
@@ -72,6 +72,7 @@ class Assistant:
         self._store = None
         self._retriever = None
         self._count_tokens = None
+        self._claim_checker = None
 
     # --- collaborators ---------------------------------------------------------------------
     @property
@@ -161,10 +162,16 @@ class Assistant:
     # --- the pipeline ----------------------------------------------------------------------
     def stream_events(
         self, question: str, history: History = None, *, k: int | None = None,
-        filters: Filters | None = None, model: str | None = None,
+        filters: Filters | None = None, model: str | None = None, strict: bool | None = None,
     ) -> Iterator[Retrieved | str | Answer]:
-        """One Retrieved event, then text deltas, then the final Answer."""
+        """One Retrieved event, then text deltas, then the final Answer.
+
+        The answer is one line per relevant source (compose.py), each written from that source
+        alone, cited by construction, and checked against it (support.py): an unsupported line
+        is marked "(unverified)", or left out when `strict` (default: settings.strict).
+        """
         question = question.strip()
+        strict = self.settings.strict if strict is None else strict
         turns = _turns(history)
         start = time.perf_counter()
         usage = Usage()
@@ -172,88 +179,120 @@ class Assistant:
         if turns:
             query, usage = self.condense(question, turns, model)
         hits = self.search(query, k=k, filters=filters)
-        kept = self.relevant(query, hits)
-        sources = self.select(query, kept, question, turns) if kept else ()
+        assessment = self.assess(query, hits)
+        sources = self.select(query, assessment.kept) if assessment.answerable else ()
         retrieval_s = time.perf_counter() - start
         yield Retrieved(query=query, hits=tuple(hits), sources=sources, retrieval_s=retrieval_s)
         model_name = model or self.llm_model_name()
-        if not sources:
-            yield SENTINEL
-            yield Answer(question=question, text=SENTINEL, citations=(), sources=(), abstained=True,
-                         model=model_name, usage=usage, query=query,
-                         timings=Timings(retrieval_s, None, time.perf_counter() - start))
+        first_token_s, claims, shown = None, [], []
+        for source in sources:
+            line = yield from self._line(query, source, model, strict, bool(claims))
+            usage = usage + line.usage
+            if line.first_token_s is not None and first_token_s is None:
+                first_token_s = line.first_token_s + (line.started - start)
+            model_name = line.model or model_name
+            if line.claim is not None:
+                claims.append(line.claim)
+                shown.append(line.shown)
+        if not claims:
+            text = self.abstention_text(assessment.closest)
+            yield ("\n" if shown else "") + text
+            yield Answer(question=question, text=text, citations=(), sources=sources,
+                         abstained=True, model=model_name, usage=usage, query=query,
+                         closest=tuple(h.title for h in assessment.closest),
+                         timings=Timings(retrieval_s, first_token_s, time.perf_counter() - start))
             return
-        messages = self.messages(question, sources, turns)
-        first_token_s, parts = None, []
-        completion = None
-        for event in self.llm.stream(messages, max_tokens=self.settings.max_answer_tokens, model=model):
-            if isinstance(event, str):
-                if first_token_s is None:
-                    first_token_s = time.perf_counter() - start
-                parts.append(event)
-                yield event
-            else:
-                completion = event
-        raw = completion.text if completion is not None else "".join(parts)
-        bm25 = self.retriever.bm25
-        repaired = citations.attribute(raw, sources, bm25.coverage)
-        parsed = citations.parse(repaired, sources)
-        if parsed.citations and not citations.has_words(parsed.text):
-            # The small model sometimes answers "[1] [2]" alone: say what those sources are.
-            parsed = citations.parse(citations.titles_answer(parsed.citations), sources)
-        abstained = is_abstention(raw) and not parsed.citations
-        total_usage = Usage(usage.prompt_tokens + completion.usage.prompt_tokens,
-                            usage.completion_tokens + completion.usage.completion_tokens)
+        text = "\n".join(shown)
+        parsed = citations.parse(text, sources)
         yield Answer(
-            question=question, text=SENTINEL if abstained else parsed.text,
-            citations=() if abstained else parsed.citations, sources=sources, abstained=abstained,
-            model=completion.model if completion else model_name, usage=total_usage, query=query,
-            dropped_citations=parsed.dropped,
+            question=question, text=parsed.text, citations=parsed.citations, sources=sources,
+            abstained=False, model=model_name, usage=usage, query=query,
+            dropped_citations=parsed.dropped, claims=tuple(claims),
             timings=Timings(retrieval_s, first_token_s, time.perf_counter() - start),
         )
+
+    def _line(self, query: str, source: Source, model: str | None, strict: bool, after: bool):
+        """Stream one source's line (yields deltas); return a _Line with its claim, or None."""
+        from .compose import GRAMMAR, LINE_TOKENS, LineStream, line_text, messages
+
+        result = _Line(started=time.perf_counter())
+        stream, held = LineStream(source.title), ""
+        completion = None
+        opened = False
+        for event in self.llm.stream(messages(query, source), max_tokens=LINE_TOKENS, model=model,
+                                     grammar=GRAMMAR, stop=["\n"]):
+            if not isinstance(event, str):
+                completion = event
+                continue
+            if result.first_token_s is None:
+                result.first_token_s = time.perf_counter() - result.started
+            if strict:
+                continue  # the whole line is checked before any of it is shown
+            out = held + stream.feed(event)
+            # A final full stop is held back: the citation goes before it ("... gap [1].").
+            out, held = (out[:-1], ".") if out.endswith(".") else (out, "")
+            if out:
+                yield (("\n" if after else "") + out) if not opened else out
+                opened = True
+        if completion is not None:
+            result.usage, result.model = completion.usage, completion.model
+        raw = completion.text if completion is not None else stream.raw
+        text = line_text(source.title, raw)
+        if text is None:
+            if opened:  # a free-form reply that turned out empty: end the line shown so far
+                yield "\n" if not after else ""
+            return result
+        supported, reason = self.claim_checker.check(text, [source], query)
+        end = f" [{source.n}]." + ("" if supported else UNVERIFIED)
+        line = (text[:-1] if text.endswith(".") else text) + end
+        if strict and not supported:
+            return result
+        # Streamed: only the citation is left to show; otherwise the whole checked line.
+        yield end if opened else ("\n" if after else "") + line
+        result.shown = line
+        result.claim = Claim(text=line, cites=(source.n,), supported=supported, reason=reason,
+                             origin="generated")
+        return result
+
+    def abstention_text(self, closest: Sequence[Hit]) -> str:
+        """The sentinel, then the closest papers: offered, not cited as support."""
+        if not closest:
+            return SENTINEL
+        return "\n".join([SENTINEL, CLOSEST_HEADER] + [f"- {h.title}" for h in closest])
 
     def llm_model_name(self) -> str:
         return self.settings.model_name
 
-    def relevant(self, query: str, hits: list[Hit]) -> list[Hit]:
-        """The hits worth showing the model; [] means abstain (decided by relevance.assess)."""
+    @property
+    def claim_checker(self):
+        if self._claim_checker is None:
+            from .support import ClaimChecker
+
+            self._claim_checker = ClaimChecker(self.retriever.embed, self.retriever.bm25)
+        return self._claim_checker
+
+    def assess(self, query: str, hits: list[Hit]):
+        """The evidence-based abstention decision (relevance.py), before any model call."""
         from .relevance import assess
 
-        return assess(query, hits, self.retriever.bm25, self.settings).kept
+        return assess(query, hits, self.retriever.bm25, self.settings)
 
-    def select(self, query: str, hits: list[Hit], question: str, turns: list[Turn]):
-        """Numbered sources trimmed to what the context window leaves after everything else."""
-        s = self.settings
-        fixed = (self.count_tokens(self.system_prompt()) + self.count_tokens(question)
-                 + self.count_tokens(prompts.render("answer", history="", sources="", question=""))
-                 + self.count_tokens(self.history_block(turns)) + TEMPLATE_OVERHEAD)
-        budget = min(MAX_SOURCE_TOKENS, s.effective_context_window - s.max_answer_tokens - fixed)
+    def relevant(self, query: str, hits: list[Hit]) -> list[Hit]:
+        """The hits worth showing the model; [] means abstain."""
+        return self.assess(query, hits).kept
+
+    def select(self, query: str, hits: Sequence[Hit]) -> tuple[Source, ...]:
+        """One numbered source per kept paper (at most settings.answer_papers), trimmed to its
+        best sentences within SOURCE_TOKENS."""
         bm25 = self.retriever.bm25
-        abstracts = {}
-        for h in hits:
+        out: list[Source] = []
+        for h in hits[: self.settings.answer_papers]:
             paper = self.store.paper(h.paper_id)
-            if paper is not None:
-                abstracts[h.paper_id] = paper.abstract
-        return select_sources(hits, abstracts, max(budget, 0), self.count_tokens,
-                              lambda sent: bm25.coverage(query, sent))
-
-    def system_prompt(self) -> str:
-        return prompts.render("system", sentinel=SENTINEL_TOKEN)
-
-    def history_block(self, turns: list[Turn]) -> str:
-        """The last turns, as context only (their citation numbers are stripped: they are stale)."""
-        lines = _turn_lines(turns[-3:], ANSWER_HISTORY_CHARS)
-        while lines and self.count_tokens("\n".join(lines)) > HISTORY_TOKENS:
-            lines.pop(0)
-        if not lines:
-            return ""
-        return "Earlier conversation (context only):\n" + "\n".join(lines) + "\n\n"
-
-    def messages(self, question: str, sources, turns: list[Turn]) -> list[dict[str, str]]:
-        user = prompts.render("answer", history=self.history_block(turns),
-                              sources=render_sources(sources), question=question)
-        return [{"role": "system", "content": self.system_prompt()},
-                {"role": "user", "content": user}]
+            abstract = {h.paper_id: paper.abstract} if paper is not None else {}
+            picked = select_sources([h], abstract, SOURCE_TOKENS, self.count_tokens,
+                                    lambda sent: bm25.coverage(query, sent))
+            out += [replace(s, n=len(out) + 1) for s in picked]
+        return tuple(out)
 
     def condense(self, question: str, turns: list[Turn], model: str | None) -> tuple[str, Usage]:
         """Rewrite a follow-up into a standalone query using the earlier turns."""
@@ -262,3 +301,15 @@ class Assistant:
         completion = self.llm.complete([{"role": "user", "content": prompt}], max_tokens=60, model=model)
         query = completion.text.strip().splitlines()[0].strip().strip('"') if completion.text.strip() else ""
         return (query or question), completion.usage
+
+
+@dataclass
+class _Line:
+    """What one source's request produced."""
+
+    started: float
+    first_token_s: float | None = None
+    usage: Usage = field(default_factory=Usage)
+    model: str = ""
+    shown: str = ""
+    claim: Claim | None = None

@@ -123,6 +123,14 @@ class Settings(BaseSettings):
         None, description="Send GBNF grammars that constrain the output (llama.cpp servers "
         "only); unset: on for the embedded model, off for other endpoints.",
     )
+    answer_papers: int = Field(
+        3, ge=1, le=10, description="Most papers an answer writes a line about (each line "
+        "costs ~4-5 s on 2 cores: ~2 s to read its source, ~2.5 s to write).",
+    )
+    strict: bool = Field(
+        False, description="Leave out answer lines the claim check does not support "
+        "(default: show them marked '(unverified)').",
+    )
     max_answer_tokens: int = Field(400, ge=16, description="Tokens reserved for the answer.")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
     seed: int | None = Field(0, description="Sampling seed, where the server supports one.")

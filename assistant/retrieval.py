@@ -129,6 +129,14 @@ class BM25Index:
         self.generation = generation
         self._df = df  # stemmed term -> number of chunks containing it
 
+    def tokens(self, text: str) -> list[str]:
+        """Stemmed, stop-word-free terms, as this index counts them."""
+        return list(_tokenize([text], False)[0])
+
+    def df(self, term: str) -> int:
+        """Number of chunks containing the stemmed term."""
+        return self._df.get(term, 0)
+
     def coverage(self, query: str, text: str) -> float:
         """IDF-weighted share of the query's terms found in `text` (0..1).
 
@@ -326,6 +334,7 @@ class Retriever:
         self.settings = settings
         self.store = store
         self._embed = embed
+        self.embed = embed  # the query embedder, also used by the claim check
         self.bm25 = bm25
 
     def search(self, query: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:

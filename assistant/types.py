@@ -99,6 +99,19 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """One line of an answer and whether the source it cites supports it."""
+
+    text: str  # as shown, with its marker(s)
+    cites: tuple[int, ...]
+    supported: bool
+    reason: str = ""  # why not supported ("number(s) not in cited text: 48", ...)
+    # "generated": written from that source alone (the citation is known by construction);
+    # "model": a marker the model wrote; "attributed": added by citations.attribute.
+    origin: str = "generated"
+
+
+@dataclass(frozen=True)
 class Filters:
     """Restrict retrieval to papers matching every field that is set."""
 
@@ -162,6 +175,12 @@ class Answer:
     timings: Timings = field(default_factory=Timings)
     query: str = ""  # the standalone query used for retrieval (rewritten from history)
     dropped_citations: int = 0  # [n] markers whose n was never given to the model
+    claims: tuple[Claim, ...] = ()  # the answer's lines with their support (empty: abstained)
+    closest: tuple[str, ...] = ()  # when abstaining: titles offered as "closest, but not about this"
+
+    @property
+    def unsupported(self) -> tuple[Claim, ...]:
+        return tuple(c for c in self.claims if not c.supported)
 
     def to_dict(self) -> dict[str, Any]:
         """The `papers ask --json` shape."""
@@ -177,6 +196,12 @@ class Answer:
                 {"n": s.n, "title": s.title, "paper_id": s.paper_id, "score": round(s.score, 4)}
                 for s in self.sources
             ],
+            "claims": [
+                {"text": c.text, "cites": list(c.cites), "supported": c.supported,
+                 "reason": c.reason, "origin": c.origin}
+                for c in self.claims
+            ],
+            "closest": list(self.closest),
             "usage": asdict(self.usage),
             "timings": asdict(self.timings),
             "model": self.model,
