@@ -31,15 +31,20 @@ def settings_for(store_dir: Path | None = None, **kw) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def table():
-    found = shipped_table(settings_for())
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.getbasetemp() / "papers-cache"  # the autouse env fixture's cache
+
+
+@pytest.fixture(scope="module")
+def table(cache_dir):
+    found = shipped_table(Settings(cache_dir=cache_dir))
     assert found is not None, "no shipped vectors for the default settings: run scripts/ship_vectors.py"
     return found
 
 
 @pytest.fixture(scope="module")
-def chunk_texts():
-    return corpus_chunk_texts(Settings(cache_dir=Path(os.environ["PAPERS_CACHE_DIR"])))
+def chunk_texts(cache_dir):
+    return corpus_chunk_texts(Settings(cache_dir=cache_dir))
 
 
 def no_model(*_a, **_k):
@@ -79,13 +84,24 @@ def test_sample_of_shipped_vectors_equals_fresh_ones(table, chunk_texts):
 def test_first_ingest_stores_the_shipped_vectors_without_the_model(tmp_path, monkeypatch, table):
     monkeypatch.setattr(embeddings, "ensure_minilm", no_model)
     monkeypatch.setattr(embeddings, "_make_class", no_model)
+    upserted = {}
+    original = Store.upsert
+
+    def spy(self, chunks, vectors, metas):
+        upserted.update({c.embed_text: v for c, v in zip(chunks, vectors)})
+        return original(self, chunks, vectors, metas)
+
+    monkeypatch.setattr(Store, "upsert", spy)
     report = ingest(settings_for(tmp_path / "store"))
-    assert report.chunks == report.chunks_written == len(table)
-    got = Store.open(settings_for(tmp_path / "store"))._collection.get(
-        include=["embeddings", "documents", "metadatas"])
-    for doc, meta, vector in zip(got["documents"], got["metadatas"], got["embeddings"]):
-        # the exact float32s (Chroma stores float32): what the real ingest stored when shipping
-        assert np.array_equal(np.asarray(vector, np.float32), table[text_key(f"{meta['title']}\n{doc}")])
+    assert report.chunks == report.chunks_written == len(upserted) == len(table)
+    # ingest hands Chroma the exact floats the shipping ingest computed (Chroma then normalizes
+    # them for its cosine space, moving the last bit, the same way for both: ship_vectors --check)
+    assert all(np.array_equal(v, table[text_key(t)]) for t, v in upserted.items())
+    got = Store.open(settings_for(tmp_path / "store"))._collection.get(include=["embeddings", "documents",
+                                                                                "metadatas"])
+    stored = {f"{m['title']}\n{d}": e for d, m, e in zip(got["documents"], got["metadatas"], got["embeddings"])}
+    assert stored.keys() == upserted.keys()
+    assert max(float(np.abs(np.asarray(stored[t]) - v).max()) for t, v in upserted.items()) < 1e-6
 
 
 # --------------------------------------------------------------------------- falling back
