@@ -95,7 +95,8 @@ def ingest(
         if embed is None:
             from .embeddings import make_embedding_function
 
-            embed = make_embedding_function(settings)
+            # the bundled collection's vectors ship with the package; --rebuild embeds for real
+            embed = make_embedding_function(settings, shipped=not rebuild)
         chunks = {p.paper_id: chunk_paper(p, settings.chunk_size, settings.chunk_overlap) for p in todo}
         done = 0
         if progress:

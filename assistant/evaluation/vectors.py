@@ -8,23 +8,22 @@ embedded live, so the cache can make a run slower but never different.
 
 The store is built once per (corpus, chunking, embedding model) under
 `<cache_dir>/eval-store/<key>` with `assistant.ingest.ingest`, reusing the cached vectors.
+The file's format and loader are the shipped vectors' (assistant/embeddings.py); its chunk
+vectors are the same floats as the shipped ones.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from assistant.config import Settings
+from assistant.embeddings import EmbedFn, read_vectors, text_key, write_vectors
 
-EmbedFn = Callable[[list[str]], Sequence[Sequence[float]]]
-
-
-def text_key(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+__all__ = ["EmbedFn", "EmbeddingCache", "corpus_chunk_texts", "eval_store", "store_key", "text_key"]
 
 
 class EmbeddingCache:
@@ -38,9 +37,7 @@ class EmbeddingCache:
         self._live: EmbedFn | None = None
         self.misses = 0
         if path is not None and path.is_file():
-            with np.load(path, allow_pickle=False) as data:
-                keys, vectors = data["keys"], data["vectors"]
-            self._vectors = {str(k): v for k, v in zip(keys, vectors.astype(np.float32))}
+            self._vectors = read_vectors(path)
 
     def __len__(self) -> int:
         return len(self._vectors)
@@ -68,12 +65,8 @@ class EmbeddingCache:
         """Write the vectors this run used (plus the old ones when `keep_unused`)."""
         if self.path is None:
             return
-        keys = sorted(self._vectors if keep_unused else self._used)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        matrix = np.stack([self._vectors[k] for k in keys]) if keys else np.zeros((0, 384), np.float32)
-        tmp = self.path.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, keys=np.array(keys), vectors=matrix.astype(np.float32))
-        tmp.replace(self.path)
+        keys = self._vectors if keep_unused else self._used
+        write_vectors(self.path, {k: self._vectors[k] for k in keys})
 
 
 def store_key(settings: Settings) -> str:
