@@ -80,7 +80,7 @@ def ingest(
         store.bump_generation()  # again: a search during the run may have indexed a partial store
     if rebuild:
         store = store.swap_into(settings)
-    BM25Index.for_store(store)  # rebuilt and saved when the generation changed (or missing)
+    BM25Index.for_store(store, must_save=True)  # rebuilt and saved when the generation changed
     return IngestReport(
         added=run.added,
         updated=run.todo - run.added,

@@ -13,6 +13,7 @@ filter on membership with a plain equality `where`. The first chunk also holds t
 from __future__ import annotations
 
 import contextlib
+import errno
 import sqlite3
 import struct
 import uuid
@@ -53,9 +54,25 @@ def store_failure(exc: BaseException, where: str) -> PapersError | None:
     if kind is None and isinstance(exc, OSError):
         from .errors import user_message
 
+        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            return StoreWriteError(store_message("full", where))
+        if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return StoreWriteError(store_message("readonly", where))
         message = user_message(exc)
         return StoreWriteError(message) if message else None
+    if kind is None and type(exc).__module__.startswith("chromadb") and _disk_nearly_full(where):
+        kind = "full"  # Chroma's compactor reports a full disk as "Failed to apply logs"
     return _FAILURES[kind](store_message(kind, where)) if kind else None
+
+
+def _disk_nearly_full(where: str) -> bool:
+    """Less than 4 MiB free where the store lives (one group of chunks needs ~0.5 MiB)."""
+    import shutil
+
+    try:
+        return shutil.disk_usage(where).free < 4 * 2**20
+    except OSError:  # a server URL, or a folder gone
+        return False
 
 
 @contextlib.contextmanager
