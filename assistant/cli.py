@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .config import Settings
-from .errors import PapersError
+from .errors import PapersError, user_message
 from .types import Filters
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -89,8 +89,8 @@ def ingest(
                             rebuild=rebuild, progress=progress)
     for problem in report.problems[:20]:
         err.print(f"[yellow]skipped[/] {escape(str(problem))}", highlight=False)
-    if len(report.problems) > 20:
-        err.print(f"... and {len(report.problems) - 20} more malformed records")
+    if report.skipped > 20:
+        err.print(f"... and {report.skipped - 20} more malformed records")
     out.print(
         f"papers: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
         f"{report.skipped} skipped" + (f", {report.pruned} pruned" if prune else "")
@@ -252,7 +252,12 @@ def _click_exceptions() -> tuple[type[Exception], ...]:
 
 
 def main() -> None:
-    """Entry point: run the app; PapersError -> one red line and its exit code."""
+    """Entry point: run the app; a failure the user can act on -> one red line and an exit code.
+
+    PapersError and the OSError/SQLite failures `errors.user_message` knows (read-only or full
+    store, locked or damaged database) print one line; anything else is a bug and keeps its
+    traceback.
+    """
     _register_optional_commands(sys.argv[1:])
     try:
         code = app(standalone_mode=False)  # returns the exit code of typer.Exit / Ctrl-C
@@ -265,6 +270,12 @@ def main() -> None:
     except _click_exceptions() as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        message = user_message(exc)
+        if message is None:
+            raise
+        err.print(f"[red]Error:[/] {escape(message)}", highlight=False)
+        sys.exit(1)
     if code == 130:
         err.print("Interrupted.")
     sys.exit(code if isinstance(code, int) else 0)

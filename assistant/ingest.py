@@ -17,14 +17,14 @@ from pathlib import Path
 from .assets import ensure_tiktoken
 from .chunking import chunk_paper, paper_fingerprint
 from .config import Settings
-from .corpus import bundled_paths, read_papers
+from .corpus import PaperStream, bundled_paths
 from .retrieval import BM25Index
-from .store import Store, chunk_metadata
+from .store import PaperState, Store, chunk_metadata
 from .types import Chunk, Paper, Problem
 
 GROUP_CHUNKS = 64  # chunks per embed+upsert step: ~3 s of work on 2 cores, the most a stop loses
 
-Progress = Callable[[int, int], None]  # (papers written so far, papers to write)
+Progress = Callable[[int, int], None]  # (papers read and stored so far, papers in the input)
 
 
 @dataclass(frozen=True)
@@ -42,19 +42,6 @@ class IngestReport:
     problems: tuple[Problem, ...] = ()
 
 
-def _groups(papers: Sequence[Paper], chunks: dict[str, list[Chunk]]):
-    group: list[Paper] = []
-    size = 0
-    for paper in papers:
-        group.append(paper)
-        size += len(chunks[paper.paper_id])
-        if size >= GROUP_CHUNKS:
-            yield group
-            group, size = [], 0
-    if group:
-        yield group
-
-
 def ingest(
     settings: Settings,
     paths: Sequence[Path] | None = None,
@@ -65,86 +52,114 @@ def ingest(
     progress: Progress | None = None,
     embed=None,
 ) -> IngestReport:
-    """Bring the store in line with `paths` (the bundled corpus when None)."""
+    """Bring the store in line with `paths` (the bundled corpus when None).
+
+    Papers stream from the reader through chunking, embedding and upserts in groups of
+    ~GROUP_CHUNKS chunks, so memory does not grow with the input and progress starts with the
+    first group. `rebuild` writes a staging collection and swaps it in only when it is complete:
+    an error or Ctrl-C midway leaves the old store as it was.
+    """
     start = time.perf_counter()
-    result = read_papers(paths or bundled_paths(), strict=strict)  # strict: raises before writing
+    papers = PaperStream(paths or bundled_paths(), strict=strict)  # strict: raises before writing
     ensure_tiktoken(settings.cache_dir)
-    if rebuild:
-        Store.delete(settings)
-    store = Store.open(settings, create=True)
+    store = Store.open_staging(settings) if rebuild else Store.open(settings, create=True)
     states = store.paper_states()
+    unseen = set(states) if prune else set()
+    # The bundled collection's vectors ship with the package; --rebuild embeds for real.
+    run = _Run(settings, store, states, progress, embed, total=papers.papers, shipped=not rebuild)
+    for paper in papers:
+        unseen.discard(paper.paper_id)
+        run.add(paper)
+    run.flush()
 
-    todo: list[Paper] = []
-    fingerprints: dict[str, str] = {}
-    for paper in result.papers:
-        fp = fingerprints[paper.paper_id] = paper_fingerprint(
-            paper, settings.chunk_size, settings.chunk_overlap)
-        state = states.get(paper.paper_id)
-        if state is None or state.fingerprint != fp or not state.complete:
-            todo.append(paper)
-    added = sum(1 for p in todo if p.paper_id not in states)
-    keep = {p.paper_id for p in result.papers}
-    gone = [pid for pid in states if pid not in keep] if prune else []
-    if todo or gone:
-        # Before the first write: a run stopped midway must not leave the BM25 index cached
-        # beside the store looking current (it is keyed by the generation).
-        store.bump_generation()
-
-    embed_seconds, written = 0.0, 0
-    if todo:
-        if embed is None:
-            from .embeddings import make_embedding_function
-
-            # the bundled collection's vectors ship with the package; --rebuild embeds for real
-            embed = make_embedding_function(settings, shipped=not rebuild)
-        chunks = {p.paper_id: chunk_paper(p, settings.chunk_size, settings.chunk_overlap) for p in todo}
-        done = 0
-        if progress:
-            progress(0, len(todo))
-        for group in _groups(todo, chunks):
-            part = [c for p in group for c in chunks[p.paper_id]]
-            t0 = time.perf_counter()
-            vectors = embed([c.embed_text for c in part])
-            embed_seconds += time.perf_counter() - t0
-            by_id = {p.paper_id: p for p in group}
-            metas = [chunk_metadata(c, by_id[c.paper_id], fingerprints[c.paper_id]) for c in part]
-            store.upsert(part, vectors, metas)
-            _drop_stale(store, group, chunks, states)
-            written += len(part)
-            done += len(group)
-            if progress:
-                progress(done, len(todo))
-
-    pruned = 0
+    gone = sorted(unseen)
     if gone:
+        if not run.bumped:
+            store.bump_generation()
         store.delete_chunks(store.chunk_ids_of(gone))
-        pruned = len(gone)
-
-    if todo or pruned:
+    if run.todo or gone:
         store.bump_generation()  # again: a search during the run may have indexed a partial store
-    BM25Index.for_store(store)  # rebuilt and saved when the generation changed (or missing)
+    if rebuild:
+        store = store.swap_into(settings)
+    BM25Index.for_store(store, must_save=True)  # rebuilt and saved when the generation changed
     return IngestReport(
-        added=added,
-        updated=len(todo) - added,
-        unchanged=len(result.papers) - len(todo),
-        skipped=len(result.problems),
-        pruned=pruned,
-        chunks_written=written,
-        papers=len(states.keys() | fingerprints.keys()) - pruned,
+        added=run.added,
+        updated=run.todo - run.added,
+        unchanged=run.seen - run.todo,
+        skipped=papers.problems.count,
+        pruned=len(gone),
+        chunks_written=run.written,
+        papers=len(states) + run.added - len(gone),
         chunks=store.count(),
         seconds=time.perf_counter() - start,
-        embed_seconds=embed_seconds,
-        problems=tuple(result.problems),
+        embed_seconds=run.embed_seconds,
+        problems=tuple(papers.problems.shown),
     )
 
 
-def _drop_stale(store: Store, group: list[Paper], chunks: dict[str, list[Chunk]], states) -> None:
+class _Run:
+    """The write side of one ingest: groups changed papers, embeds and upserts each group."""
+
+    def __init__(self, settings: Settings, store: Store, states: dict[str, PaperState],
+                 progress: Progress | None, embed, total: int, shipped: bool = True) -> None:
+        self.settings, self.store, self.states = settings, store, states
+        self.shipped = shipped
+        self.progress, self.embed, self.total = progress, embed, total
+        self.seen = self.todo = self.added = self.written = 0
+        self.embed_seconds = 0.0
+        self.bumped = False
+        self._group: list[tuple[Paper, str, list[Chunk]]] = []
+        self._size = 0
+
+    def add(self, paper: Paper) -> None:
+        s = self.settings
+        self.seen += 1
+        fp = paper_fingerprint(paper, s.chunk_size, s.chunk_overlap)
+        state = self.states.get(paper.paper_id)
+        if state is not None and state.fingerprint == fp and state.complete:
+            return
+        if not self.bumped:
+            # Before the first write: a run stopped midway must not leave the BM25 index cached
+            # beside the store looking current (it is keyed by the generation).
+            self.store.bump_generation()
+            self.bumped = True
+            if self.embed is None:
+                from .embeddings import make_embedding_function
+
+                self.embed = make_embedding_function(s, shipped=self.shipped)
+            if self.progress:
+                self.progress(self.seen - 1, self.total)
+        self.todo += 1
+        self.added += state is None
+        chunks = chunk_paper(paper, s.chunk_size, s.chunk_overlap)
+        self._group.append((paper, fp, chunks))
+        self._size += len(chunks)
+        if self._size >= GROUP_CHUNKS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Embed and upsert the group (each paper whole inside it), then report progress."""
+        if not self._group:
+            return
+        part = [c for _, _, chunks in self._group for c in chunks]
+        t0 = time.perf_counter()
+        vectors = self.embed([c.embed_text for c in part])
+        self.embed_seconds += time.perf_counter() - t0
+        metas = [chunk_metadata(c, paper, fp) for paper, fp, chunks in self._group for c in chunks]
+        self.store.upsert(part, vectors, metas)
+        _drop_stale(self.store, self._group, self.states)
+        self.written += len(part)
+        self._group, self._size = [], 0
+        if self.progress:
+            self.progress(self.seen, self.total)
+
+
+def _drop_stale(store: Store, group: list[tuple[Paper, str, list[Chunk]]], states) -> None:
     """Delete chunk ids a changed paper had before but no longer has (it got shorter)."""
     stale = []
-    for paper in group:
+    for paper, _, chunks in group:
         state = states.get(paper.paper_id)
         if state is not None:
-            n_new = len(chunks[paper.paper_id])
-            stale += [f"{paper.paper_id}#{i}" for i in range(n_new, state.last_position + 1)]
+            stale += [f"{paper.paper_id}#{i}" for i in range(len(chunks), state.last_position + 1)]
     if stale:
         store.delete_chunks(stale)

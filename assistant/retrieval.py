@@ -173,39 +173,75 @@ class BM25Index:
         return cls(retriever, chunks, generation, dict(df))
 
     def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        if self.chunks:
-            self._retriever.save(str(folder / "bm25"))
-        with open(folder / "chunks.jsonl", "w", encoding="utf-8") as fh:
-            for c in self.chunks:
-                fh.write(json.dumps(_chunk_record(c), ensure_ascii=False) + "\n")
-        # Written last: an index without meta.json (a crash mid-save) is rebuilt.
-        (folder / "df.json").write_text(json.dumps(self._df))
-        (folder / "meta.json").write_text(json.dumps({"generation": self.generation}))
+        """Write the index to a temporary folder beside `folder`, then swap it into place.
+
+        A reader never sees a half-written index: it finds the old folder, the new one, or (for
+        the instant between the two renames) none, and then builds its own from the store.
+        """
+        import shutil
+        import uuid
+
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tag = uuid.uuid4().hex[:8]
+        tmp = folder.with_name(f".{folder.name}.tmp-{tag}")
+        old = folder.with_name(f".{folder.name}.old-{tag}")
+        try:
+            tmp.mkdir()
+            if self.chunks:
+                self._retriever.save(str(tmp / "bm25"))
+            with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
+                for c in self.chunks:
+                    fh.write(json.dumps(_chunk_record(c), ensure_ascii=False) + "\n")
+            (tmp / "df.json").write_text(json.dumps(self._df))
+            meta = {"generation": self.generation, "chunks": len(self.chunks)}
+            (tmp / "meta.json").write_text(json.dumps(meta))
+            if folder.exists():
+                folder.rename(old)
+            tmp.rename(folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
 
     @classmethod
     def load(cls, folder: Path, generation: str) -> "BM25Index | None":
-        """The saved index when it matches the store's generation, else None."""
+        """The saved index when it matches the store's generation and is whole, else None."""
         import bm25s
 
         try:
-            if json.loads((folder / "meta.json").read_text())["generation"] != generation:
+            meta = (folder / "meta.json").read_text()
+            if json.loads(meta)["generation"] != generation:
                 return None
             with open(folder / "chunks.jsonl", encoding="utf-8") as fh:
                 chunks = [_chunk_of(json.loads(line)) for line in fh]
             retriever = bm25s.BM25.load(str(folder / "bm25")) if chunks else bm25s.BM25()
             df = json.loads((folder / "df.json").read_text())
-        except (OSError, ValueError, KeyError):
+            # A truncated chunks.jsonl, or a save swapped in while we read: not this index.
+            if json.loads(meta).get("chunks", len(chunks)) != len(chunks):
+                return None
+            if (folder / "meta.json").read_text() != meta:
+                return None
+        except (OSError, ValueError, KeyError, TypeError):
             return None
         return cls(retriever, chunks, generation, df)
 
     @classmethod
-    def for_store(cls, store: Store) -> "BM25Index":
+    def for_store(cls, store: Store, *, must_save: bool = False) -> "BM25Index":
+        """The store's BM25 index: loaded from beside the store, or built from it and saved.
+
+        Saving is a cache: a search on a read-only or full store still gets its index (built in
+        memory); `must_save` (ingest) lets the OSError through, so the user learns of it.
+        """
         folder = store.local_dir() / "bm25"
         index = cls.load(folder, store.generation)
         if index is None:
             index = cls.build(list(store.iter_chunks()), store.generation)
-            index.save(folder)
+            try:
+                index.save(folder)
+            except OSError as exc:
+                if must_save:
+                    from .store import store_failure
+
+                    raise (store_failure(exc, str(folder.parent)) or exc) from None
         return index
 
     # --- fields derived from the chunks (built on first use, ~0.1 s per 1,000 chunks) -------

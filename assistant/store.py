@@ -12,6 +12,10 @@ filter on membership with a plain equality `where`. The first chunk also holds t
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import sqlite3
+import struct
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -20,11 +24,123 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .config import Settings
-from .errors import StoreMismatchError, StoreMissingError, StoreUnavailableError
+from .errors import (
+    PapersError,
+    StoreBusyError,
+    StoreDamagedError,
+    StoreMismatchError,
+    StoreMissingError,
+    StoreUnavailableError,
+    StoreWriteError,
+    sqlite_failure,
+    store_message,
+)
 from .types import Chunk, Filters, Paper
 
 SCHEMA = 1
 CAT, SRC = "cat:", "src:"
+# Chroma's embedded client waits forever for a database another process holds locked (seen with
+# an open `BEGIN EXCLUSIVE`); our probe gives up after this many seconds with a clear line.
+LOCK_WAIT_S = 5.0
+_FAILURES = {"busy": StoreBusyError, "damaged": StoreDamagedError,
+             "readonly": StoreWriteError, "full": StoreWriteError}
+
+
+def store_failure(exc: BaseException, where: str) -> PapersError | None:
+    """The PapersError for a SQLite failure (locked, damaged, read-only, full) or an OSError."""
+    if isinstance(exc, PapersError):
+        return exc
+    kind = sqlite_failure(exc)
+    if kind is None and isinstance(exc, OSError):
+        from .errors import user_message
+
+        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            return StoreWriteError(store_message("full", where))
+        if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return StoreWriteError(store_message("readonly", where))
+        message = user_message(exc)
+        return StoreWriteError(message) if message else None
+    if kind is None and type(exc).__module__.startswith("chromadb") and _disk_nearly_full(where):
+        kind = "full"  # Chroma's compactor reports a full disk as "Failed to apply logs"
+    return _FAILURES[kind](store_message(kind, where)) if kind else None
+
+
+def _disk_nearly_full(where: str) -> bool:
+    """Less than 4 MiB free where the store lives (one group of chunks needs ~0.5 MiB)."""
+    import shutil
+
+    try:
+        return shutil.disk_usage(where).free < 4 * 2**20
+    except OSError:  # a server URL, or a folder gone
+        return False
+
+
+@contextlib.contextmanager
+def translated(where: str):
+    """Turn Chroma's and SQLite's raw failures into one-line PapersErrors (others pass)."""
+    try:
+        yield
+    except Exception as exc:
+        failure = store_failure(exc, where)
+        if failure is None or failure is exc:
+            raise
+        raise failure from None
+
+
+def probe(db: Path, write: bool) -> None:
+    """Check an embedded store's SQLite file before Chroma opens it.
+
+    Raises StoreBusyError when another process holds it locked for LOCK_WAIT_S, StoreDamagedError
+    when it is not a database or is shorter than its header says (a truncated copy),
+    StoreWriteError when `write` and it cannot be written.
+    """
+    where = str(db.parent)
+    with translated(where):
+        con = sqlite3.connect(db, timeout=LOCK_WAIT_S, isolation_level=None)
+        try:
+            # A read under a SHARED lock: no writer can commit while the header is compared.
+            con.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            with open(db, "rb") as fh:
+                header = fh.read(100)
+            page_size, = struct.unpack(">H", header[16:18])
+            page_size = 65536 if page_size == 1 else page_size
+            counter, pages, valid_for = struct.unpack(">I", header[24:28]) + struct.unpack(
+                ">I", header[28:32]) + struct.unpack(">I", header[92:96])
+            if counter == valid_for and pages * page_size > db.stat().st_size:
+                raise StoreDamagedError(store_message("damaged", where))
+            con.execute("ROLLBACK")
+        finally:
+            con.close()
+
+
+def _set_aside(store_dir: Path) -> Path:
+    """Move a damaged store folder to `<name>.damaged-<time>` beside it; returns the new path."""
+    import time
+
+    aside = store_dir.with_name(f"{store_dir.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    store_dir.rename(aside)
+    return aside
+
+
+class _Guarded:
+    """A Chroma collection whose calls raise PapersErrors for locked/damaged/read-only/full stores."""
+
+    def __init__(self, collection, where: str) -> None:
+        self._inner = collection
+        self._where = where
+
+    def __getattr__(self, name):
+        value = getattr(self._inner, name)
+        if not callable(value):
+            return value
+        where = self._where
+
+        def call(*args, **kw):
+            with translated(where):
+                return value(*args, **kw)
+
+        return call
 
 
 @dataclass(frozen=True)
@@ -47,7 +163,7 @@ class PaperState:
         return self.present == self.n_chunks
 
 
-def _client(settings: Settings):
+def _client(settings: Settings, write: bool = False):
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
@@ -68,8 +184,14 @@ def _client(settings: Settings):
                 f"cannot reach the Chroma server at {settings.chroma_url} ({type(exc).__name__}): "
                 "start it with `chroma run --path DIR` or fix PAPERS_CHROMA_URL"
             ) from None
-    settings.store_dir.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(settings.store_dir), settings=chroma_settings)
+    where = str(settings.store_dir)
+    with translated(where):
+        settings.store_dir.mkdir(parents=True, exist_ok=True)
+    db = settings.store_dir / "chroma.sqlite3"
+    if db.exists() and db.stat().st_size > 0:
+        probe(db, write)
+    with translated(where):
+        return chromadb.PersistentClient(path=where, settings=chroma_settings)
 
 
 def describe_location(settings: Settings) -> str:
@@ -132,7 +254,8 @@ class Store:
 
     def __init__(self, settings: Settings, collection, client) -> None:
         self.settings = settings
-        self._collection = collection
+        where = describe_location(settings)
+        self._collection = collection if isinstance(collection, _Guarded) else _Guarded(collection, where)
         self._client = client
 
     # --- opening ---------------------------------------------------------------------------
@@ -143,19 +266,24 @@ class Store:
 
         if not create and not settings.chroma_url and not (settings.store_dir / "chroma.sqlite3").exists():
             raise cls._missing(settings)
-        client = _client(settings)
+        client = _client(settings, write=create)
         expected = cls.expected_metadata(settings)
+        where = describe_location(settings)
         try:
-            collection = client.get_collection(settings.collection, embedding_function=None)
+            with translated(where):
+                collection = client.get_collection(settings.collection, embedding_function=None)
         except NotFoundError:
             if not create:
                 raise cls._missing(settings) from None
-            collection = client.create_collection(
-                settings.collection,
-                embedding_function=None,
-                metadata={**expected, "generation": uuid.uuid4().hex},
-                configuration={"hnsw": {"space": "cosine", "ef_search": settings.hnsw_ef_search}},
-            )
+            with translated(where):
+                collection = client.create_collection(
+                    settings.collection,
+                    embedding_function=None,
+                    metadata={**expected, "generation": uuid.uuid4().hex},
+                    configuration={"hnsw": {"space": "cosine", "ef_search": settings.hnsw_ef_search}},
+                )
+        except PapersError:
+            raise
         except Exception as exc:
             raise StoreUnavailableError(
                 f"cannot open the store at {describe_location(settings)} ({exc}); "
@@ -200,9 +328,46 @@ class Store:
         if not settings.chroma_url and not settings.store_dir.exists():
             return
         try:
-            _client(settings).delete_collection(settings.collection)
+            with translated(describe_location(settings)):
+                _client(settings, write=True).delete_collection(settings.collection)
         except NotFoundError:
             pass
+
+    # --- rebuilding --------------------------------------------------------------------------
+    @staticmethod
+    def staging_settings(settings: Settings) -> Settings:
+        """Settings naming the collection a rebuild writes into before it is swapped in.
+
+        One fixed name, so a rebuild stopped midway resumes there on the next `--rebuild`
+        (a leftover built with other settings is dropped by `open_staging`).
+        """
+        return settings.model_copy(update={"collection": f"{settings.collection}-rebuild"})
+
+    @classmethod
+    def open_staging(cls, settings: Settings) -> "Store":
+        """The rebuild's collection (created, or resumed when compatible); the live one is untouched."""
+        staging = cls.staging_settings(settings)
+        try:
+            return cls.open(staging, create=True)
+        except StoreMismatchError:  # a leftover of a rebuild with other settings
+            cls.delete(staging)
+        except StoreDamagedError:
+            if settings.chroma_url:
+                raise
+            _set_aside(settings.store_dir)  # unreadable anyway: kept for forensics, not deleted
+        return cls.open(staging, create=True)
+
+    def swap_into(self, settings: Settings) -> "Store":
+        """Make this (staging) collection the live one named by `settings`; returns it reopened.
+
+        Chroma renames a collection in its metadata only (segments are keyed by uuid). Between
+        the delete and the rename a reader would find no store for a few milliseconds; a process
+        killed exactly there leaves the finished build under the staging name, and the next
+        `papers ingest --rebuild` resumes it (all unchanged) and swaps it in.
+        """
+        self.delete(settings)
+        self._collection.modify(name=settings.collection)
+        return type(self).open(settings)
 
     # --- reading ---------------------------------------------------------------------------
     @property
