@@ -32,6 +32,7 @@ CLOSEST_HEADER = "Closest, but not about this:"
 SOURCE_TOKENS = 150
 ANSWER_HISTORY_CHARS = 400  # an earlier answer shown to the condense step is cut to this length
 UNVERIFIED = " (unverified)"  # appended to a line the claim check does not support
+OFF_TOPIC = " (off topic: the source does not mention {words}; left out)"
 
 History = Sequence[Turn | str] | None
 
@@ -184,9 +185,16 @@ class Assistant:
         retrieval_s = time.perf_counter() - start
         yield Retrieved(query=query, hits=tuple(hits), sources=sources, retrieval_s=retrieval_s)
         model_name = model or self.llm_model_name()
-        first_token_s, claims, shown = None, [], []
+        first_token_s, claims, shown, visible = None, [], [], False
         for source in sources:
-            line = yield from self._line(query, source, model, strict, bool(claims))
+            line = yield from self._line(query, source, model, strict, visible)
+            visible = visible or line.visible
+            # The question's own rare word that no source mentions at all ("legal" in "...
+            # continual pre-training for legal documents"): the collection does not cover what
+            # is asked; the other sources would only answer a neighbouring question.
+            if line.echoed and self.claim_checker.absent_from_all(line.echoed, sources):
+                claims, shown = [], []
+                break
             usage = usage + line.usage
             if line.first_token_s is not None and first_token_s is None:
                 first_token_s = line.first_token_s + (line.started - start)
@@ -196,7 +204,7 @@ class Assistant:
                 shown.append(line.shown)
         if not claims:
             text = self.abstention_text(assessment.closest)
-            yield ("\n" if shown else "") + text
+            yield ("\n" if visible else "") + text
             yield Answer(question=question, text=text, citations=(), sources=sources,
                          abstained=True, model=model_name, usage=usage, query=query,
                          closest=tuple(h.title for h in assessment.closest),
@@ -212,7 +220,7 @@ class Assistant:
         )
 
     def _line(self, query: str, source: Source, model: str | None, strict: bool, after: bool):
-        """Stream one source's line (yields deltas); return a _Line with its claim, or None."""
+        """Stream one source's line (yields deltas); return a _Line (its claim None: left out)."""
         from .compose import GRAMMAR, LINE_TOKENS, LineStream, line_text, messages
 
         result = _Line(started=time.perf_counter())
@@ -233,25 +241,32 @@ class Assistant:
             out, held = (out[:-1], ".") if out.endswith(".") else (out, "")
             if out:
                 yield (("\n" if after else "") + out) if not opened else out
-                opened = True
+                opened = result.visible = True
         if completion is not None:
             result.usage, result.model = completion.usage, completion.model
         raw = completion.text if completion is not None else stream.raw
         text = line_text(source.title, raw)
-        if text is None:
-            if opened:  # a free-form reply that turned out empty: end the line shown so far
-                yield "\n" if not after else ""
+        if text is None:  # not relevant (a free-form reply may have shown a few words: kept)
             return result
-        supported, reason = self.claim_checker.check(text, [source], query)
-        end = f" [{source.n}]." + ("" if supported else UNVERIFIED)
+        support = self.claim_checker.check(text, [source], query)
+        # A line that repeats a rare word of the question its source lacks ("... for legal
+        # documents" over an abstract that never mentions law) answers a question the source
+        # does not: shown as off topic while streaming, never part of the answer.
+        if support.echoed:
+            result.echoed = support.echoed
+            note = OFF_TOPIC.format(words=", ".join(support.echoed))
+            if opened:
+                yield f" [{source.n}].{note}"
+            return result
+        end = f" [{source.n}]." + ("" if support.supported else UNVERIFIED)
         line = (text[:-1] if text.endswith(".") else text) + end
-        if strict and not supported:
+        if strict and not support.supported:
             return result
         # Streamed: only the citation is left to show; otherwise the whole checked line.
         yield end if opened else ("\n" if after else "") + line
-        result.shown = line
-        result.claim = Claim(text=line, cites=(source.n,), supported=supported, reason=reason,
-                             origin="generated")
+        result.shown, result.visible = line, True
+        result.claim = Claim(text=line, cites=(source.n,), supported=support.supported,
+                             reason=support.reason, origin="generated")
         return result
 
     def abstention_text(self, closest: Sequence[Hit]) -> str:
@@ -313,3 +328,5 @@ class _Line:
     model: str = ""
     shown: str = ""
     claim: Claim | None = None
+    visible: bool = False  # some of it was streamed to the user
+    echoed: tuple[str, ...] = ()  # question words it claimed that its source lacks

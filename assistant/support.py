@@ -19,16 +19,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from .types import Source
 
-# ln(1 + N/(1+df)) over the store's chunks: 2.0 is a word in fewer than ~1 in 6 chunks, so
-# "model", "language", "training" (common here) never count as echoes, "legal" (absent) does.
-ECHO_MIN_IDF = 2.0
+# ln(1 + N/(1+df)) over the store's chunks: 3.0 is a word in fewer than 1 in 19 chunks (37 of
+# the bundled 704), so "during", "model", "training" never count as echoes; "legal" (absent) and
+# "reliability" (in a few abstracts) do.
+ECHO_MIN_IDF = 3.0
+
+
+@dataclass(frozen=True)
+class Support:
+    supported: bool
+    reason: str = ""
+    echoed: tuple[str, ...] = ()  # question words the sentence claims and the source lacks
 
 
 class ClaimChecker:
-    """`check(sentence, sources, question)` -> (supported, reason)."""
+    """`check(sentence, sources, question)` -> Support."""
 
     def __init__(self, embed: Callable[[list[str]], Sequence[Sequence[float]]], bm25) -> None:
         from .evaluation.faithfulness import DeterministicScorer
@@ -36,18 +45,25 @@ class ClaimChecker:
         self._scorer = DeterministicScorer(embed)
         self._bm25 = bm25
 
-    def check(self, sentence: str, sources: Sequence[Source], question: str) -> tuple[bool, str]:
+    def check(self, sentence: str, sources: Sequence[Source], question: str) -> Support:
         from .evaluation.faithfulness import CitedText
 
         if not sources:
-            return False, "cites no source"
+            return Support(False, "cites no source")
         cited = [CitedText(s.n, s.title, s.text) for s in sources]
         result = self._scorer.check(sentence, cited)
         reasons = [result.reason] if result.reason else []
         echoed = self.echoes(sentence, " ".join(f"{s.title} {s.text}" for s in sources), question)
         if echoed:
             reasons.append("question word(s) not in the source: " + ", ".join(echoed))
-        return not reasons, "; ".join(reasons)
+        return Support(not reasons, "; ".join(reasons), tuple(echoed))
+
+    def absent_from_all(self, words: Sequence[str], sources: Sequence[Source]) -> list[str]:
+        """The stemmed words that no source's title or text contains."""
+        have = set()
+        for s in sources:
+            have.update(self._bm25.tokens(f"{s.title} {s.text}"))
+        return [w for w in words if w not in have]
 
     def echoes(self, sentence: str, source_text: str, question: str) -> list[str]:
         """Rare stemmed words of the question that the sentence repeats and the source lacks."""
