@@ -189,12 +189,6 @@ class Assistant:
         for source in sources:
             line = yield from self._line(query, source, model, strict, visible)
             visible = visible or line.visible
-            # The question's own rare word that no source mentions at all ("legal" in "...
-            # continual pre-training for legal documents"): the collection does not cover what
-            # is asked; the other sources would only answer a neighbouring question.
-            if line.echoed and self.claim_checker.absent_from_all(line.echoed, sources):
-                claims, shown = [], []
-                break
             usage = usage + line.usage
             if line.first_token_s is not None and first_token_s is None:
                 first_token_s = line.first_token_s + (line.started - start)
@@ -202,6 +196,12 @@ class Assistant:
             if line.claim is not None:
                 claims.append(line.claim)
                 shown.append(line.shown)
+            # The question's own rare word that no source mentions at all ("legal" in "...
+            # continual pre-training for legal documents"): the collection does not cover what
+            # is asked; the other sources would only answer a neighbouring question.
+            if line.echoed and self.claim_checker.absent_from_all(line.echoed, sources):
+                claims, shown = [], []
+                break
         if not claims:
             text = self.abstention_text(assessment.closest)
             yield ("\n" if visible else "") + text

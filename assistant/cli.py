@@ -151,12 +151,15 @@ def ask(
     k: Annotated[int | None, typer.Option("-k", min=1, max=100, help="Papers to retrieve.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name for the endpoint.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Leave out lines the claim check does not support "
+        "(default: shown, marked '(unverified)').")] = False,
 ) -> None:
     """Answer a question from the collection, citing papers by \\[n]."""
     from .answer import Assistant
     from .types import Answer
 
-    settings = _settings(ctx)
+    settings = _strict(_settings(ctx), strict)
     _ensure_store(settings)
     with Assistant(settings) as assistant:
         answer = None
@@ -202,13 +205,20 @@ def chat(
     ctx: typer.Context,
     k: Annotated[int | None, typer.Option("-k", min=1, max=100, help="Papers per question.")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model name for the endpoint.")] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Leave out answer lines the claim check does not support.")] = False,
 ) -> None:
     """Chat with the collection in the terminal (reads one question a line when piped)."""
     from .repl import run_chat
 
-    settings = _settings(ctx)
+    settings = _strict(_settings(ctx), strict)
     _ensure_store(settings)
     raise typer.Exit(run_chat(settings, k=k, model=model))
+
+
+def _strict(settings: Settings, strict: bool) -> Settings:
+    """--strict turns PAPERS_STRICT on for this command (it never turns it off)."""
+    return settings.model_copy(update={"strict": True}) if strict else settings
 
 
 def _ensure_store(settings: Settings) -> None:
@@ -218,7 +228,7 @@ def _ensure_store(settings: Settings) -> None:
     if settings.chroma_url or (settings.store_dir / "chroma.sqlite3").exists():
         return
     err.print(f"No paper store at {settings.store_dir}: ingesting the bundled collection "
-              "(399 papers, about a minute, once)...", highlight=False, markup=False)
+              "(399 papers, a few seconds, once)...", highlight=False, markup=False)
     from .ingest import ingest as run_ingest
 
     report = run_ingest(settings)

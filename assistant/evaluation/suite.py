@@ -69,11 +69,17 @@ def prompt_texts() -> dict[str, str]:
     return {}
 
 
-# Settings that shape the requests: the suite runs with their declared defaults whatever the
-# environment says, so a developer's PAPERS_K does not make the recordings look stale.
-PINNED_SETTINGS = ("chunk_size", "chunk_overlap", "k", "candidates", "rrf_k", "dense_weight",
-                   "bm25_weight", "min_similarity", "min_coverage", "max_answer_tokens",
-                   "temperature", "seed")
+# Settings that shape the requests (chunking, retrieval, the gate, answer shape, sampling): the
+# suite runs with their declared defaults whatever the environment says, so a developer's
+# PAPERS_K does not make the recordings look stale; all but where things live and how to reach
+# them, which never change a request body.
+_ENVIRONMENT_SETTINGS = {
+    "store_dir", "chroma_url", "chroma_token", "collection", "cache_dir", "embed_batch_size",
+    "llm_base_url", "llm_model", "llm_api_key", "llm_timeout", "llm_max_retries",
+    "context_window", "llm_grammar", "local_threads", "local_ctx", "local_parallel",
+    "local_start_timeout",
+}
+PINNED_SETTINGS = tuple(name for name in Settings.model_fields if name not in _ENVIRONMENT_SETTINGS)
 
 
 def pinned_settings() -> dict[str, Any]:
@@ -100,6 +106,8 @@ def eval_settings(settings: Settings, record: bool) -> Settings:
         **pinned_settings(),
         "llm_model": settings.llm_model or LOCAL_MODEL,
         "context_window": settings.context_window or EVAL_CONTEXT_WINDOW,
+        # Recorded from the embedded model, which takes the answer lines' grammar.
+        "llm_grammar": True,
     }
     if not record:
         update.update(llm_base_url=REPLAY_BASE_URL, llm_api_key=None, llm_max_retries=0)
