@@ -11,14 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .text import MARKER, numbers_in, sentences
 from .types import Citation, Source
 
-MARKER = re.compile(
-    r"\[\s*(?:sources?\s*)?(\d{1,3}(?:\s*(?:[,;]|-|–|and)\s*(?:sources?\s*)?\d{1,3})*)\s*\]",
-    re.IGNORECASE,
-)
-_NUM = re.compile(r"\d+")
-_RANGE = re.compile(r"(\d+)\s*[-–]\s*(\d+)")
+__all__ = ["MARKER", "Parsed", "numbers_in", "attribute", "has_words", "parse", "titles_answer"]
+
 
 
 @dataclass(frozen=True)
@@ -26,18 +23,6 @@ class Parsed:
     text: str  # answer with invalid markers removed and valid ones normalised to [n]
     citations: tuple[Citation, ...]  # valid citations, in order of first use
     dropped: int  # markers (numbers) that named no source
-
-
-def numbers_in(marker_body: str) -> list[int]:
-    """'1, 3' -> [1, 3]; '2-4' -> [2, 3, 4] (ranges of at most 10)."""
-    out: list[int] = []
-    for part in re.split(r"\s*(?:[,;]|and)\s*", marker_body):
-        if m := _RANGE.fullmatch(part.strip()):
-            lo, hi = int(m.group(1)), int(m.group(2))
-            out += list(range(lo, hi + 1)) if 0 <= hi - lo < 10 else [lo, hi]
-        else:
-            out += [int(n) for n in _NUM.findall(part)]
-    return out
 
 
 def parse(text: str, sources: tuple[Source, ...]) -> Parsed:
@@ -62,8 +47,6 @@ def parse(text: str, sources: tuple[Source, ...]) -> Parsed:
     return Parsed(text=cleaned.strip(), citations=tuple(cited.values()), dropped=dropped)
 
 
-# A sentence ends at . ! ? after a word, not after a list number ("1. First step").
-_SENT = re.compile(r"(?<=[^\d\s][.!?])\s+(?=[A-Z\[(])")
 ATTRIBUTION_MIN = 0.5  # share of a sentence's (IDF-weighted) terms a source must contain
 
 
@@ -83,7 +66,7 @@ def attribute(text: str, sources: tuple[Source, ...], coverage) -> str:
 
 def _attribute_line(line: str, sources: tuple[Source, ...], coverage) -> str:
     out = []
-    for sentence in _SENT.split(line):
+    for sentence in sentences(line):
         if MARKER.search(sentence) or len(sentence.split()) < 4:
             out.append(sentence)
             continue

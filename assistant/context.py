@@ -16,9 +16,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .text import sentences
 from .types import Hit, Source
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
 # Text addressed to the model rather than describing research: dropped from sources.
 _INJECTION = re.compile(
     r"(ignore|disregard|forget|override)\b.{0,40}\b(instruction|prompt|rule|above|previous)"
@@ -29,10 +29,6 @@ _INJECTION = re.compile(
 _TAG = re.compile(r"</?\s*(source|sources|system|instructions?)\b[^>]*>", re.IGNORECASE)
 REMOVED = "[instruction-like text removed]"
 FIRST_SENTENCE_BONUS = 0.35  # the first sentence usually states what the paper does
-
-
-def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(text) if s.strip()]
 
 
 def neutralise(text: str) -> str:

@@ -15,13 +15,13 @@ import hashlib
 import json
 import os
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from assistant.errors import CorpusError
+from assistant.text import normalize_title
 from assistant.types import Paper, Problem
 
 __all__ = [
@@ -59,16 +59,6 @@ class _Bad(Exception):
 
 
 # --------------------------------------------------------------------------- ids and titles
-
-
-def normalize_title(title: str) -> str:
-    """Merge key of a title: casefolded letters and digits only, accents dropped.
-
-    Dropping every non-alphanumeric makes "Pre-training", "Pretraining" and "pre training" one
-    paper, and page-dump titles (plain Unicode) meet arXiv titles (LaTeX accents cleaned).
-    """
-    text = unicodedata.normalize("NFKD", title).casefold()
-    return "".join(ch for ch in text if ch.isalnum())
 
 
 def _title_key(title: str) -> str:

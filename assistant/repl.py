@@ -17,7 +17,6 @@ one conversation, as in the terminal (`/reset` between unrelated questions saves
 from __future__ import annotations
 
 import contextlib
-import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -51,10 +50,11 @@ from .chat import (
 )
 from .config import Settings
 from .errors import PapersError
+from .text import MARKER
 from .types import Answer, Paper, Retrieved, Source
 
 HISTORY_FILE = "chat_history"
-_MARKER = re.compile(r"\[\d+(?:\s*[,;–-]\s*\d+)*\]")
+_MARKER = MARKER
 _MARKER_STYLE = Style(color="cyan", bold=True)
 _SNIPPET_CHARS = 280
 

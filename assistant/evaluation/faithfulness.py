@@ -24,6 +24,8 @@ from decimal import Decimal, InvalidOperation
 
 import numpy as np
 
+from assistant.text import LEADING_MARKERS, MARKER, cited_numbers, sentences
+
 # Calibrated on tests/data/faithfulness_labels.jsonl (the midpoint of the best-agreeing gap);
 # test_threshold_is_calibrated re-derives it.
 SIMILARITY_THRESHOLD = 0.47
@@ -32,12 +34,7 @@ EmbedFn = Callable[[list[str]], Sequence[Sequence[float]]]
 
 # --------------------------------------------------------------------------- statements
 
-_MARKERS = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-_LEADING_MARKERS = re.compile(r"^\s*((?:\[\d+(?:\s*[,;]\s*\d+)*\]\s*[,;]?\s*)+)")
 _BULLET = re.compile(r"^\s*(?:[-*\u2022]+|\d+[.)])\s+")
-# Abbreviations that end in a dot but do not end a sentence.
-_ABBREV = re.compile(r"(?:\b(?:e\.g|i\.e|et al|etc|vs|cf|Fig|Eq|approx|resp|No)\.)$", re.I)
-_SENT_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9\[])")
 _CONTENT = re.compile(r"[A-Za-z]{3,}")
 
 
@@ -52,16 +49,11 @@ class Statement:
 
 def citation_numbers(text: str) -> tuple[int, ...]:
     """The distinct `[n]` / `[n, m]` numbers in `text`, in order of appearance."""
-    out: list[int] = []
-    for group in _MARKERS.findall(text):
-        for n in re.split(r"\s*[,;]\s*", group):
-            if int(n) not in out:
-                out.append(int(n))
-    return tuple(out)
+    return cited_numbers(text)
 
 
 def strip_markers(text: str) -> str:
-    text = _MARKERS.sub("", text)
+    text = MARKER.sub("", text)
     text = re.sub(r"\s+([.,;:!?])", r"\1", text)
     return re.sub(r"\s{2,}", " ", text).strip()
 
@@ -73,18 +65,10 @@ def split_sentences(text: str) -> list[str]:
     unless the paragraph itself starts with a marker: then markers lead their sentences
     ("[1] One claim. [2] Another claim.").
     """
-    text = text.strip()
-    leading_style = bool(_LEADING_MARKERS.match(text))
-    parts = _SENT_END.split(text)
+    leading_style = bool(LEADING_MARKERS.match(text))
     merged: list[str] = []
-    for part in parts:
-        part = part.strip()
-        if not part:
-            continue
-        if merged and _ABBREV.search(merged[-1]):
-            merged[-1] = f"{merged[-1]} {part}"
-            continue
-        lead = _LEADING_MARKERS.match(part)
+    for part in sentences(text):
+        lead = LEADING_MARKERS.match(part)
         if lead and merged and not leading_style:  # "... a claim. [2] Next": [2] is the claim's
             merged[-1] = f"{merged[-1]} {lead.group(1).strip()}"
             part = part[lead.end():].strip()
@@ -128,7 +112,7 @@ def split_statements(answer: str) -> list[Statement]:
     for line in answer.strip().splitlines():  # a line is a paragraph (or a list item)
         line = _BULLET.sub("", line).strip()
         sentences = split_sentences(line) if line else []
-        leading = bool(_LEADING_MARKERS.match(line))
+        leading = bool(LEADING_MARKERS.match(line))
         claims = [s for s in sentences if _is_claim(s)]
         cites = [citation_numbers(s) for s in claims]
         for i, sentence in enumerate(claims):
@@ -246,13 +230,9 @@ def term_in(term: str, squashed_source: str) -> bool:
 
 # --------------------------------------------------------------------------- scoring
 
-_SOURCE_SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
-
-
 def source_sentences(title: str, text: str) -> list[str]:
-    """The title, then the sentences of a source's text."""
-    sentences = [s.strip() for s in _SOURCE_SENT.split(text) if len(s.strip()) > 20]
-    return [title, *sentences]
+    """The title, then the sentences of a source's text (fragments of <= 20 characters dropped)."""
+    return [title, *(s for s in sentences(text) if len(s) > 20)]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Sequence
 from statistics import mean
 
-from .questions import normalize_title
+from assistant.text import normalize_title
 
 
 def _keys(titles: Iterable[str]) -> list[str]:

@@ -27,11 +27,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.errors import PapersError
+from assistant.text import normalize_title
 
 KINDS = ("topic", "fact", "paraphrase", "abstain", "follow_up")
 TAGS = ("acronym", "typo", "chatty", "near_miss")
@@ -60,12 +60,6 @@ class Question:
     @property
     def answerable(self) -> bool:
         return self.kind != "abstain"
-
-
-def normalize_title(title: str) -> str:
-    """Casefolded letters and digits only (the corpus reader's merge key)."""
-    text = unicodedata.normalize("NFKD", title).casefold()
-    return "".join(ch for ch in text if ch.isalnum())
 
 
 def _strings(value: object, name: str, where: str) -> tuple[str, ...]:

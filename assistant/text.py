@@ -1,0 +1,83 @@
+"""Plain-text helpers shared by the context builder, the citation parser, the evals and the reader.
+
+One home each for: splitting prose into sentences, the `[n]` citation-marker pattern, and the
+title key papers are merged and matched on.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# --------------------------------------------------------------------------- sentences
+
+# A sentence ends at . ! ? (optionally followed by closing quotes/brackets) and whitespace, when
+# the next sentence starts like one: a capital, a digit, an opening bracket/quote or a marker.
+# On the 250 bundled abstracts this splits exactly where the context builder's old rule did.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9(\[\"'])")
+# Abbreviations that end in a dot but not a sentence ("e.g. BERT", "et al. Their").
+_ABBREV = re.compile(r"(?:\b(?:e\.g|i\.e|et al|etc|vs|cf|Fig|Eq|approx|resp|No)\.)$", re.I)
+# A list number on its own ("1." of "1. First step") starts an item; it does not end a sentence.
+_LIST_NUMBER = re.compile(r"\(?(?:\d{1,2}|[ivx]{1,4})[.)]", re.I)
+
+
+def sentences(text: str) -> list[str]:
+    """Sentences of a paragraph, stripped, in order; nothing is dropped or rewritten."""
+    merged: list[str] = []
+    for part in _SENTENCE_END.split(text):
+        part = part.strip()
+        if not part:
+            continue
+        if merged and (_ABBREV.search(merged[-1]) or _LIST_NUMBER.fullmatch(merged[-1])):
+            merged[-1] = f"{merged[-1]} {part}"
+            continue
+        merged.append(part)
+    return merged
+
+
+# --------------------------------------------------------------------------- citation markers
+
+# `[1]`, `[1, 3]`, `[1; 3]`, `[1-3]`, `[1 and 2]`, `[Source 2]`; four digits (`[2023]`) are a
+# year, not a source. Group 1 is the marker's body, read by `numbers_in`.
+MARKER = re.compile(
+    r"\[\s*(?:sources?\s*)?(\d{1,3}(?:\s*(?:[,;]|-|–|and)\s*(?:sources?\s*)?\d{1,3})*)\s*\]",
+    re.IGNORECASE,
+)
+# Markers at the start of a text: "[1] A claim." or "[1], [2] A claim."
+LEADING_MARKERS = re.compile(r"^\s*((?:" + MARKER.pattern + r"\s*[,;]?\s*)+)", re.IGNORECASE)
+_NUM = re.compile(r"\d+")
+_RANGE = re.compile(r"(\d+)\s*[-–]\s*(\d+)")
+_LIST_SEP = re.compile(r"\s*(?:[,;]|and)\s*")
+
+
+def numbers_in(marker_body: str) -> list[int]:
+    """'1, 3' -> [1, 3]; '2-4' -> [2, 3, 4] (ranges of at most 10)."""
+    out: list[int] = []
+    for part in _LIST_SEP.split(marker_body):
+        if m := _RANGE.fullmatch(part.strip()):
+            lo, hi = int(m.group(1)), int(m.group(2))
+            out += list(range(lo, hi + 1)) if 0 <= hi - lo < 10 else [lo, hi]
+        else:
+            out += [int(n) for n in _NUM.findall(part)]
+    return out
+
+
+def cited_numbers(text: str) -> tuple[int, ...]:
+    """The distinct numbers the markers of `text` cite, in order of first appearance."""
+    out: dict[int, None] = {}
+    for match in MARKER.finditer(text):
+        out.update(dict.fromkeys(numbers_in(match.group(1))))
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- titles
+
+
+def normalize_title(title: str) -> str:
+    """Merge key of a title: casefolded letters and digits only, accents dropped.
+
+    Dropping every non-alphanumeric makes "Pre-training", "Pretraining" and "pre training" one
+    paper, and page-dump titles (plain Unicode) meet arXiv titles (LaTeX accents cleaned).
+    """
+    text = unicodedata.normalize("NFKD", title).casefold()
+    return "".join(ch for ch in text if ch.isalnum())
