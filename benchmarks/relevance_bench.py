@@ -107,17 +107,18 @@ def features(gb: GateBench, split: str) -> None:
 
 
 GRID = {
-    "gate_similarity": [0.45, 0.50, 0.55, 0.60, 0.65],
-    "gate_coverage": [0.40, 0.50, 0.60, 0.70],
-    "gate_min_similarity": [0.30, 0.32, 0.34, 0.36],
-    "gate_margin": [0.0, 0.02, 0.03, 0.04, 0.05, 1.0],
-    "gate_agree": [True, False],
+    "gate_similarity": [0.40, 0.42, 0.44, 0.46, 0.50],
+    "gate_coverage": [0.40, 0.50],
+    "gate_min_similarity": [0.32, 0.34],
+    "gate_margin": [0.03, 0.05, 1.0],
+    "gate_agree": [False],
 }
 
 
-def grid(gb: GateBench, split: str = "dev", max_far: float = 0.05, top: int = 15) -> None:
-    """Thresholds on `split`: false abstention <= max_far first, then abstain recall."""
-    qs = [q for q in gb.bench.queries if q.split == split]
+def grid(gb: GateBench, max_far: float = 0.05, top: int = 15) -> None:
+    """Thresholds on the loaded questions: false abstention <= max_far first, then abstain recall."""
+    qs = gb.bench.queries
+    split = "+".join(sorted({q.split for q in qs}))
     results = []
     for values in itertools.product(*GRID.values()):
         cfg = dict(zip(GRID, values))

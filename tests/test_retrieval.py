@@ -11,7 +11,7 @@ from assistant.answer import Assistant
 from assistant.config import Settings
 from assistant.corpus import read_papers
 from assistant.ingest import ingest
-from assistant.retrieval import BM25Index, Retriever, bm25_text, matches
+from assistant.retrieval import BM25Index, Retriever, bm25_text, defined_names, matches, name_like
 from assistant.store import Store, where_filter
 from assistant.types import Chunk, Filters
 
@@ -39,7 +39,7 @@ def chunk(paper: str, pos: int = 0) -> Chunk:
 
 
 def test_fusion_matches_the_worked_example():
-    settings = Settings(rrf_k=60, dense_weight=1.0, bm25_weight=1.0)
+    settings = Settings(rrf_k=60, dense_weight=1.0, bm25_weight=1.0, bm25_coverage_power=0.0)
     retriever = Retriever(settings, store=None, embed=None, bm25=None)
     dense = [(chunk("A"), 0.9), (chunk("B"), 0.8), (chunk("A", 1), 0.7)]
     sparse = [(chunk("C"), 9.0), (chunk("D"), 8.0), (chunk("A"), 7.0)]
@@ -59,7 +59,7 @@ def test_fusion_matches_the_worked_example():
 
 
 def test_fusion_weights_shift_the_order():
-    settings = Settings(rrf_k=60, dense_weight=1.0, bm25_weight=3.0)
+    settings = Settings(rrf_k=60, dense_weight=1.0, bm25_weight=3.0, bm25_coverage_power=0.0)
     retriever = Retriever(settings, store=None, embed=None, bm25=None)
     hits = retriever.fuse([(chunk("A"), 0.9)], [(chunk("B"), 5.0)], k=10)
     assert [h.paper_id for h in hits] == ["B", "A"]
@@ -68,6 +68,102 @@ def test_fusion_weights_shift_the_order():
 
 def test_bm25_text_joins_and_splits_hyphenated_words():
     assert bm25_text("Pre-training helps") == "pretraining pre training helps"
+
+
+# --------------------------------------------------------------------------- names and titles
+
+PAPERS = {  # paper_id -> (title, abstract)
+    "msg": ("2x Faster Language Model Pre-training via Masked Structural Growth",
+            "Growing a language model during pre-training saves compute. We propose Masked "
+            "Structural Growth (MSG), which grows operators by masking new neurons, and speeds up "
+            "pre-training of Bert-base by 2.2x."),
+    "grow": ("Growing Transformers for Efficient Language Model Pre-training",
+             "Progressive growth of transformer depth and width makes language model "
+             "pre-training faster; we compare growth operators for language model pre-training "
+             "at several scales of language model and report the pre-training speed-up."),
+    "tab": ("TabPFN: A Transformer That Solves Small Tabular Classification Problems in a Second",
+            "We present a prior-data fitted network (PFN) that does supervised classification "
+            "of small tabular datasets in a forward pass."),
+    "gap": ("Efficient Continual Pre-training by Mitigating the Stability Gap",
+            "Performance first drops when a language model is continually pre-trained on a new "
+            "domain and recovers later; we study how to make it recover faster."),
+    "other": ("A Study of Continual Learning Benchmarks",
+              "We survey benchmarks where a stability gap appears in continual learning and "
+              "measure it for image classifiers."),
+}
+
+
+def small_index() -> BM25Index:
+    chunks = [Chunk(f"{p}#0", p, title, text, 0, 1) for p, (title, text) in PAPERS.items()]
+    return BM25Index.build(chunks, "g1")
+
+
+def test_defined_names_are_found_in_brackets_before_expansions_and_titles():
+    assert "MSG" in defined_names(*PAPERS["msg"])
+    assert {"TabPFN", "PFN"} <= defined_names(*PAPERS["tab"])  # "(PFN)" and the title's prefix
+    assert "TTT" in defined_names("A title", "Test-time training TTT (test-time training) adapts.")
+    assert "MAKE" in defined_names("MAKE: Multi-Aspect Knowledge-Enhanced Pretraining", "We pretrain.")
+    assert name_like("CT-LLM") and name_like("Craw4LLM") and name_like("wav2vec")
+    assert not name_like("Domain-Adaptive") and not name_like("Pre-Training") and not name_like("Large")
+
+
+def test_an_acronym_query_ranks_the_paper_that_defines_it_first():
+    bm25 = small_index()
+    retriever = Retriever(Settings(), store=None, embed=None, bm25=bm25)
+    query = "How much faster is pre-training of a language model with MSG?"
+    # Both retrievers rank the paper that defines MSG low, as MiniLM does with a bare acronym.
+    c = {p: cs[0] for p, cs in bm25.paper_chunks.items()}
+    dense = [(c["grow"], 0.6), (c["gap"], 0.5), (c["other"], 0.45), (c["msg"], 0.3)]
+    sparse = [(c["grow"], 5.0), (c["gap"], 2.0), (c["msg"], 1.0)]
+    assert retriever.fuse(dense, sparse, 5)[0].paper_id == "grow"  # no query: no name boost
+    hits = retriever.fuse(dense, sparse, 5, query=query)
+    assert hits[0].paper_id == "msg"
+    assert 0 < hits[-1].score <= hits[0].score <= 1.0
+    # A paper the retrievers missed is still found by its name, with its chunks.
+    named = retriever.fuse(dense[:1], [], 5, query="what is TabPFN?")
+    assert named[0].paper_id == "tab" and named[0].chunks == tuple(bm25.paper_chunks["tab"])
+    # Lowercase still works for a mixed-case name; an all-capitals word name needs capitals.
+    assert bm25.named_papers("results of tabpfn", 3) == {"tab": 1.0}
+    assert bm25.named_papers("msg", 3) == {} and bm25.named_papers("MSG", 3) == {"msg": 1.0}
+
+
+def test_a_name_that_many_papers_mention_is_not_boosted():
+    bm25 = small_index()
+    assert bm25.named_papers("which PFN is fastest", 3) == {"tab": 1.0}
+    assert bm25.named_papers("which PFN is fastest", 0) == {}
+
+
+def test_title_weight_prefers_the_paper_whose_title_has_the_query_terms():
+    bm25 = small_index()
+    query = "stability gap"
+    # Equal evidence from the retrievers: "other" first in dense, "gap" first in BM25.
+    dense = [(bm25.paper_chunks["other"][0], 0.5), (bm25.paper_chunks["gap"][0], 0.5)]
+    sparse = [(bm25.paper_chunks["gap"][0], 3.0), (bm25.paper_chunks["other"][0], 3.0)]
+    plain = Settings(title_weight=0.0, bm25_coverage_power=0.0)
+    titled = Settings(title_weight=0.5, bm25_coverage_power=0.0)
+    untitled_hits = Retriever(plain, None, None, bm25).fuse(dense, sparse, 5, query=query)
+    assert untitled_hits[0].score == pytest.approx(untitled_hits[1].score)
+    hits = Retriever(titled, None, None, bm25).fuse(dense, sparse, 5, query=query)
+    assert [h.paper_id for h in hits[:2]] == ["gap", "other"]
+    assert bm25.title_match(query, ["gap", "other"]) == {"gap": pytest.approx(1.0)}
+
+
+def test_bm25_ranks_count_by_query_term_coverage():
+    bm25 = small_index()
+    query = "growth operators that speed up Bert-base"
+    cov = bm25.paper_coverage(query, bm25.search(query, 10))
+    assert cov["msg"] > cov["grow"] > 0
+    dense = [(bm25.paper_chunks["gap"][0], 0.4)]
+    sparse = [(bm25.paper_chunks["grow"][0], 2.0), (bm25.paper_chunks["msg"][0], 1.9)]
+    s = Settings(title_weight=0.0, name_weight=0.0, bm25_coverage_power=2.0)
+    hits = Retriever(s, None, None, bm25).fuse(dense, sparse, 5, query=query)
+    order = [h.paper_id for h in hits]
+    assert order.index("msg") < order.index("grow")  # second for BM25, but it covers more
+    flat = Retriever(s.model_copy(update={"bm25_coverage_power": 0.0}), None, None, bm25)
+    order = [h.paper_id for h in flat.fuse(dense, sparse, 5, query=query)]
+    assert order.index("grow") < order.index("msg")  # plain RRF: BM25's order
+    again = Retriever(s, None, None, bm25).fuse(dense, sparse, 5, query=query)
+    assert [(h.paper_id, h.score) for h in again] == [(h.paper_id, h.score) for h in hits]
 
 
 # --------------------------------------------------------------------------- bundled collection
@@ -128,7 +224,7 @@ def test_search_quality_on_the_question_set(assistant):
         sparse = retriever.bm25.search(q["question"], s.candidates)
         for name, (d, b) in {"hybrid": (dense, sparse), "dense": (dense, []),
                              "bm25": ([], sparse)}.items():
-            got = [h.title for h in retriever.fuse(d, b, 10)]
+            got = [h.title for h in retriever.fuse(d, b, 10, query=q["question"])]
             ranks[name].append(_rank_of(got, q["title"]))
         if ranks["hybrid"][-1] != 1:
             misses.append(f"  rank {ranks['hybrid'][-1]}: {q['question']}")
