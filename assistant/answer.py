@@ -32,7 +32,6 @@ CLOSEST_HEADER = "Closest, but not about this:"
 SOURCE_TOKENS = 150
 ANSWER_HISTORY_CHARS = 400  # an earlier answer shown to the condense step is cut to this length
 UNVERIFIED = " (unverified)"  # appended to a line the claim check does not support
-OFF_TOPIC = " (off topic: the source does not mention {words}; left out)"
 
 History = Sequence[Turn | str] | None
 
@@ -196,12 +195,6 @@ class Assistant:
             if line.claim is not None:
                 claims.append(line.claim)
                 shown.append(line.shown)
-            # The question's own rare word that no source mentions at all ("legal" in "...
-            # continual pre-training for legal documents"): the collection does not cover what
-            # is asked; the other sources would only answer a neighbouring question.
-            if line.echoed and self.claim_checker.absent_from_all(line.echoed, sources):
-                claims, shown = [], []
-                break
         if not claims:
             text = self.abstention_text(assessment.closest)
             yield ("\n" if visible else "") + text
@@ -249,15 +242,6 @@ class Assistant:
         if text is None:  # not relevant (a free-form reply may have shown a few words: kept)
             return result
         support = self.claim_checker.check(text, [source], query)
-        # A line that repeats a rare word of the question its source lacks ("... for legal
-        # documents" over an abstract that never mentions law) answers a question the source
-        # does not: shown as off topic while streaming, never part of the answer.
-        if support.echoed:
-            result.echoed = support.echoed
-            note = OFF_TOPIC.format(words=", ".join(support.echoed))
-            if opened:
-                yield f" [{source.n}].{note}"
-            return result
         end = f" [{source.n}]." + ("" if support.supported else UNVERIFIED)
         line = (text[:-1] if text.endswith(".") else text) + end
         if strict and not support.supported:
@@ -329,4 +313,3 @@ class _Line:
     shown: str = ""
     claim: Claim | None = None
     visible: bool = False  # some of it was streamed to the user
-    echoed: tuple[str, ...] = ()  # question words it claimed that its source lacks

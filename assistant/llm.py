@@ -59,8 +59,12 @@ class Completion:
 class LLM:
     """A chat model: `stream()` yields text deltas then one Completion; `complete()` the latter."""
 
-    def __init__(self, settings: Settings, *, server: LocalServer | None = None) -> None:
+    def __init__(self, settings: Settings, *, server: LocalServer | None = None,
+                 extra_body: dict | None = None) -> None:
         self.settings = settings
+        # Server-specific request fields sent with every request (benchmarks turn llama.cpp's
+        # prompt cache off with {"cache_prompt": False} to time a cold prompt).
+        self.extra_body = dict(extra_body or {})
         self._server = server  # a caller's server is used but never stopped by this object
         self._owns_server = False
         self._client: OpenAI | None = None
@@ -86,8 +90,11 @@ class LLM:
         """
         model = model or self.model
         params = self._params(messages, max_tokens, model)
+        extra = dict(self.extra_body)
         if grammar and self.constrained:
-            params["extra_body"] = {"grammar": grammar}
+            extra["grammar"] = grammar
+        if extra:
+            params["extra_body"] = extra
         if stop:
             params["stop"] = stop
         with self._mapped_errors(model, messages) as state:

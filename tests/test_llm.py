@@ -54,7 +54,7 @@ def test_stream_yields_deltas_then_completion(llm_settings):
     assert len(deltas) >= 5 and all(isinstance(d, str) for d in deltas)
     assert isinstance(done, Completion)
     assert done.text == "".join(deltas) and "1" in done.text and "5" in done.text
-    # llama.cpp's server sends no usage when streaming: counted with cl100k instead.
+    # llama.cpp's own server reports usage at the end of the stream (include_usage).
     assert done.usage.prompt_tokens > 10 and 5 <= done.usage.completion_tokens <= 24
 
 
@@ -264,8 +264,8 @@ def test_openai_by_default_with_a_key_only():
 
 
 # --- the embedded server -------------------------------------------------------------------------
-def test_missing_llama_cpp_is_one_line(monkeypatch):
-    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # what find_spec sees when not installed
+def test_missing_xllamacpp_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)  # what find_spec sees when not installed
     with pytest.raises(LLMError) as err:
         LLM(Settings()).complete(QUESTION, max_tokens=4)
     assert str(err.value) == LOCAL_EXTRA_HINT
