@@ -413,7 +413,7 @@ def load_thresholds(evals_dir: Path) -> dict[str, dict[str, float]]:
     path = Path(evals_dir) / "thresholds.json"
     fix = "; the eval suite checks every metric it names (see evals/README.md)"
     if not path.is_file():
-        raise ThresholdsError(f"{path} is missing: restore it (git checkout {path.name}) or "
+        raise ThresholdsError(f"{path} is missing: restore it from git or "
                               f"write {{\"min\": {{...}}, \"max\": {{...}}}}{fix}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
