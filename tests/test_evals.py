@@ -369,7 +369,7 @@ def test_markdown_report_with_one_chart_per_metric(tmp_path):
     d = EvalReport(results, model="m", mode="replay", seconds=1.0).to_dict()
     md = write_report(d, tmp_path / "report")
     text = md.read_text()
-    assert "| Retrieval recall@5 | 1.00 |" in text
+    assert "| Retrieval recall@5 | 1.00 | 1.00 |" in text  # dev, all (no test question)
     assert "| topic | 1 |" in text and "### t1 (topic)" in text
     assert "TabPFN is fast \\| small." in text  # pipes escaped inside table cells
     for _, _, name in METRICS:
@@ -506,3 +506,241 @@ def test_tags_split_and_note_are_checked(tmp_path):
     path.write_text(json.dumps({"id": "a", "kind": "topic", "question": "q?", "gold": ["T"]}) + "\n")
     with pytest.raises(QuestionsError, match=r"questions.jsonl:1: `split`"):
         load_questions(path)
+
+
+# --------------------------------------------------------------------------- honest metrics (issue 8)
+
+
+from assistant.evaluation.suite import (  # noqa: E402
+    ThresholdsError,
+    error_result,
+    known_metric_paths,
+    score_question,
+)
+from assistant.types import Answer, Citation, Claim, Source  # noqa: E402
+
+STABILITY = "Efficient Continual Pre-training by Mitigating the Stability Gap"
+STABILITY_TEXT = ("The stability gap is a temporary drop in performance at the start of "
+                  "continual pre-training. Three strategies mitigate it, using 40% of the tokens.")
+CRAWL = "Crawl4LLM: Efficient Web Crawling for LLM Pretraining"
+CRAWL_TEXT = "Crawl4LLM crawls only 21% of the URLs and matches the results of a full crawl."
+
+
+def _scorer():
+    """Numbers and named terms only (similarity off): deterministic and model-free."""
+    return DeterministicScorer(embed=lambda texts: [[1.0, 0.0]] * len(texts), threshold=0.0)
+
+
+def _answer(lines, *, abstained=False, sources=((1, STABILITY, STABILITY_TEXT),
+                                                (2, CRAWL, CRAWL_TEXT)), closest=()):
+    """An Answer as the pipeline builds it: `lines` are (text, cites, supported, origin)."""
+    srcs = tuple(Source(n, f"p{n}", t, text, 1.0) for n, t, text in sources)
+    if abstained:
+        text = "\n".join(["The collection does not contain papers that answer this question.",
+                          "Closest, but not about this:", *[f"- {t}" for t in closest]])
+        return Answer("q", text, (), srcs, True, "m", closest=tuple(closest))
+    by_n = {s.n: s for s in srcs}
+    used = dict.fromkeys(n for _, cites, _, _ in lines for n in cites)
+    citations = tuple(Citation(n, by_n[n].paper_id, by_n[n].title, by_n[n].text) for n in used)
+    claims = tuple(Claim(text, tuple(cites), ok, "" if ok else "similarity 0.10 < 0.45", origin)
+                   for text, cites, ok, origin in lines)
+    return Answer("q", "\n".join(t for t, _, _, _ in lines), citations, srcs, False, "m",
+                  claims=claims)
+
+
+def _q(kind, qid="x", split="test", **kw):
+    base = {"id": qid, "kind": kind, "question": "Which papers?", "split": split}
+    if kind != "abstain":
+        base["gold"] = [STABILITY]
+    if kind == "follow_up":
+        base["history"] = ["earlier"]
+    return parse_question({**base, **kw}, "x")
+
+
+def _score(q, answer):
+    return score_question(q, answer, [STABILITY, CRAWL], _scorer())
+
+
+GOOD = (f"{STABILITY} proposes three strategies that mitigate the stability gap [1].", [1], True,
+        "generated")
+
+
+def test_headline_needs_an_answer_a_gold_citation_the_value_and_faithfulness():
+    r = _score(_q("topic"), _answer([GOOD]))
+    assert (r.correct, r.misses, r.substantive) == (True, [], True)
+    # abstaining on an answerable question is a miss, never "no value"
+    r = _score(_q("paraphrase"), _answer([], abstained=True, closest=[STABILITY]))
+    assert (r.correct, r.misses, r.substantive) == (False, ["abstained"], False)
+    # a fact answer without the expected value
+    r = _score(_q("fact", expected="40%"), _answer([GOOD]))
+    assert r.misses == ["value_missing"]
+    assert _score(_q("follow_up", expected="40%"), _answer([
+        (f"{STABILITY} uses 40% of the tokens [1].", [1], True, "generated")])).correct
+    # cites only a wrong paper, with a number its source lacks
+    r = _score(_q("topic"), _answer([(f"{CRAWL} crawls 12% of the URLs [2].", [2], False,
+                                      "generated")]))
+    assert r.misses == ["no_gold_cited", "unfaithful"]
+    # the title alone is not an answer
+    r = _score(_q("topic"), _answer([(f"{STABILITY} [1].", [1], True, "generated")]))
+    assert "bare" in r.misses and r.substantive is False and not r.correct
+    # abstain questions: abstain and cite nothing
+    assert _score(_q("abstain", note="n"), _answer([], abstained=True, closest=[CRAWL])).correct
+    r = _score(_q("abstain", note="n"), _answer([GOOD]))
+    assert r.misses == ["answered_off_topic", "cited_when_abstaining"] and r.substantive is None
+
+
+def test_the_unverified_note_is_not_scored_as_a_claim():
+    line = f"{STABILITY} proposes three strategies that mitigate the stability gap [1]. (unverified)"
+    r = _score(_q("topic"), _answer([(line, [1], False, "generated")]))
+    assert [s.text for s in r.statements] == [
+        f"{STABILITY} proposes three strategies that mitigate the stability gap."]
+    assert r.correct  # the deterministic scorer decides faithfulness; the run-time check is reported
+    assert r.faithfulness_runtime == 0.0
+
+
+def test_bare_lines_are_titles_or_markers_only():
+    titles = [STABILITY, CRAWL]
+    for line in ("[1] [2]", f"{STABILITY} [1].", f"- {STABILITY} [1]",
+                 f"Relevant papers: {STABILITY} [1]; {CRAWL} [2].", f"{CRAWL} [2]. (unverified)"):
+        assert M.bare_line(line, titles), line
+    assert not M.bare_line(f"{CRAWL} crawls only 21% of the URLs [2].", titles)
+    assert M.substantive(f"{STABILITY} [1].\nIt helps [1].", titles, False, True) is False
+    assert M.substantive("anything", titles, True, True) is False
+    assert M.substantive("anything", titles, False, False) is None
+
+
+def test_citations_are_scored_by_origin_against_their_own_source():
+    lines = [GOOD,
+             # attributed to [1], but the number is from [2]'s text: unsupported by its source
+             ("Crawling only 21% of the URLs is enough [1].", [1], False, "attributed"),
+             (f"{CRAWL} crawls only 21% of the URLs [2].", [2], True, "model")]
+    r = _score(_q("topic", acceptable=[CRAWL]), _answer(lines))
+    checks = {(c.origin, c.n): (c.correct_paper, c.check.supported) for c in r.citation_checks}
+    assert checks == {("generated", 1): (True, True), ("attributed", 1): (True, False),
+                      ("model", 2): (True, True)}
+    wrong = _score(_q("topic"), _answer([lines[2]]))  # CRAWL is not acceptable here
+    d = EvalReport([r, wrong], model="m", mode="replay", seconds=1.0).to_dict()
+    by_origin = d["citations"]["by_origin"]
+    assert by_origin["generated"] == {"count": 1, "precision": 1.0, "supported": 1.0}
+    assert by_origin["attributed"] == {"count": 1, "precision": 1.0, "supported": 0.0}
+    assert by_origin["model"] == {"count": 2, "precision": 0.5, "supported": 1.0}
+
+
+def test_runtime_check_is_reported_beside_the_scorer_and_the_judge():
+    lines = [GOOD, (f"{STABILITY} needs 12 GPUs [1].", [1], False, "generated")]
+    r = _score(_q("topic"), _answer(lines))
+    r.judge_statements = [{"text": "a", "cites": [1], "supported": True},
+                          {"text": "b", "cites": [1], "supported": None},
+                          {"text": "c", "cites": [1], "supported": True},
+                          {"text": "d", "cites": [1], "supported": False}]
+    d = EvalReport([r], model="m", mode="replay", seconds=1.0).to_dict()
+    assert d["unsupported"] == {"runtime": 0.5, "deterministic": 0.5, "judge": 0.5}
+    assert d["faithfulness_runtime"] == 0.5
+    assert (d["statements"]["runtime_total"], d["statements"]["runtime_supported"]) == (2, 1)
+    assert [c.origin for c in r.claims] == ["generated", "generated"]
+
+
+def _split_report():
+    results = [
+        _score(_q("topic", "t1", "test"), _answer([GOOD])),
+        _score(_q("fact", "f1", "test", expected="40%"), _answer([], abstained=True)),
+        _score(_q("abstain", "a1", "test", note="n"), _answer([], abstained=True)),
+        _score(_q("topic", "t2", "dev"), _answer([GOOD])),
+        error_result(_q("fact", "f2", "dev", expected="40%"), TimeoutError("read timed out\nx")),
+    ]
+    return EvalReport(results, model="m", mode="record", seconds=2.0)
+
+
+def test_every_metric_overall_per_kind_and_per_split():
+    report = _split_report()
+    d = report.to_dict()
+    assert d["headline"] == 0.6  # 3 of 5: the abstention on f1 and the error on f2 are misses
+    assert d["by_split"]["test"]["headline"] == pytest.approx(2 / 3, abs=1e-4)
+    assert d["by_split"]["dev"]["headline"] == 0.5
+    assert d["by_split"]["test"]["by_kind"]["fact"]["headline"] == 0.0
+    assert d["by_split"]["test"]["by_kind"]["fact"]["abstention"]["false_abstention_rate"] == 1.0
+    assert d["by_split"]["test"]["misses"]["abstained"] == 1
+    assert d["by_kind"]["topic"]["substantive"] == 1.0 and d["substantive"] == 0.5
+    assert d["errors"] == 1 and [r.id for r in report.errors] == ["f2"]
+    assert d["results"][4]["error"] == "TimeoutError: read timed out"
+    # every path a threshold may name is in a full report, and nothing else is
+    for path in known_metric_paths():
+        group = path.split(".")[:2] if path.startswith("by_kind") else path.split(".")[:4]
+        if group[:1] == ["by_kind"] and group[1] not in d["by_kind"]:
+            continue
+        if group[:1] == ["by_split"] and (len(group) > 2 and group[2] == "by_kind" and
+                                         group[3] not in d["by_split"][group[1]]["by_kind"]):
+            continue
+        assert check_thresholds(d, {"min": {path: -1.0}}) in ([], [f"{path}: no value (min -1.0)"])
+    assert check_thresholds(d, {"min": {"by_split.test.headline": 0.7}}) == [
+        "by_split.test.headline = 0.667 < 0.700"]
+    assert check_thresholds(d, {"min": {"by_split.test.by_kind.follow_up.headline": 0.5}}) == [
+        "by_split.test.by_kind.follow_up.headline: not in the report (min 0.5)"]
+    json.dumps(d)
+
+
+def test_thresholds_file_must_exist_and_name_known_metrics(tmp_path):
+    with pytest.raises(ThresholdsError) as info:
+        load_thresholds(tmp_path)
+    assert "thresholds.json is missing" in str(info.value) and "\n" not in str(info.value)
+    (tmp_path / "thresholds.json").write_text(json.dumps(
+        {"_note": "x", "min": {"faithfulness": 0.9, "by_split.test.headline": 0.5,
+                               "by_split.test.by_kind.fact.facts.accuracy": 0.5}}))
+    assert load_thresholds(tmp_path)["min"]["by_split.test.headline"] == 0.5
+    for bad, words in (({"min": {"citations.precison": 0.9}}, "unknown metric path(s) citations.precison"),
+                       ({"min": {"faithfulness": "high"}}, "must be numbers"),
+                       ({"minimum": {"faithfulness": 0.9}}, "unknown key(s) minimum"),
+                       ({"min": {}}, "no thresholds at all")):
+        (tmp_path / "thresholds.json").write_text(json.dumps(bad))
+        with pytest.raises(ThresholdsError, match=re.escape(words)):
+            load_thresholds(tmp_path)
+    (tmp_path / "thresholds.json").write_text("{not json")
+    with pytest.raises(ThresholdsError, match="not JSON"):
+        load_thresholds(tmp_path)
+    assert load_thresholds(EVALS)  # the real file names only metrics the report has
+
+
+def _run_command(monkeypatch, tmp_path, report, args, thresholds):
+    import typer
+    from typer.testing import CliRunner
+
+    from assistant.evaluation import command
+
+    if thresholds is not None:
+        (tmp_path / "thresholds.json").write_text(json.dumps(thresholds))
+    monkeypatch.setattr(command, "run_suite", lambda *a, **kw: report)
+    app = typer.Typer()
+    app.command()(command.eval_command)
+    return CliRunner().invoke(app, [*args, "--evals-dir", str(tmp_path)])
+
+
+def test_eval_command_exit_status(monkeypatch, tmp_path):
+    ok = EvalReport([_score(_q("topic", "t1", "test"), _answer([GOOD]))], "m", "record", 1.0)
+    passing = {"min": {"by_split.test.headline": 0.5}}
+    result = _run_command(monkeypatch, tmp_path, ok, ["--record"], passing)
+    assert result.exit_code == 0, result.output
+    # --record exits 1 when a threshold fails ...
+    result = _run_command(monkeypatch, tmp_path, ok, ["--record"], {"min": {"headline": 1.1}})
+    assert result.exit_code == 1
+    assert "threshold not met: headline = 1.000 < 1.100" in result.stderr
+    assert "the recordings were written" in result.stderr
+    # ... or a question raised
+    result = _run_command(monkeypatch, tmp_path, _split_report(), ["--record", "--no-check"], None)
+    assert result.exit_code == 1 and "error: f2: TimeoutError: read timed out" in result.stderr
+    # a missing thresholds file stops the run before it starts
+    (tmp_path / "thresholds.json").unlink()
+    result = _run_command(monkeypatch, tmp_path, ok, [], None)
+    assert isinstance(result.exception, ThresholdsError)
+
+
+def test_text_output_puts_the_test_split_first():
+    from assistant.evaluation.report import summary_lines
+
+    lines = summary_lines(_split_report().to_dict())
+    header = next(line for line in lines if "TEST" in line)
+    assert header.split() == ["TEST", "(3)", "dev", "(2)", "all", "(5)"]
+    row = next(line for line in lines if line.strip().startswith("Headline"))
+    assert row.split()[-3:] == ["0.67", "0.50", "0.60"]
+    titles = [line.strip() for line in lines if "split by kind" in line]
+    assert titles[0].startswith("TEST split by kind") and titles[1].startswith("dev split")
+    print("\n" + "\n".join(lines))

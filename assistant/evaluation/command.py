@@ -5,9 +5,11 @@
     papers eval --report DIR    also write DIR/README.md and one bar chart PNG per metric
     papers eval --record        ask the live model again and rewrite the recordings
 
-Exit status: 0 when every metric meets `evals/thresholds.json`, 1 when one falls below (each
-named on stderr); when the suite cannot run (e.g. stale recordings) the PapersError goes up to
-the CLI, which prints its one line and exits with its code.
+Exit status: 0 when every metric meets `evals/thresholds.json`; 1 when one falls below, or a
+question raised while recording (each named on stderr; with --record the recordings are written
+all the same). thresholds.json is read before anything runs: a missing or malformed file, or one
+naming a metric the report no longer has, stops `papers eval` at once (a PapersError: the CLI
+prints its one line). So do stale recordings.
 """
 
 from __future__ import annotations
@@ -66,6 +68,11 @@ def eval_command(
             print(f"\r  {done}/{total} {qid:<14}", end="" if done < total else "\r",
                   file=sys.stderr, flush=True)
 
+    partial = bool(question) or only_stale
+    check = not (no_check or partial)
+    # Read before the run: a recording takes an hour; a bad thresholds file should not wait.
+    thresholds = load_thresholds(folder) if check else {}
+
     settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings()
     # A PapersError (stale recordings, no model...) goes up to the CLI: one line, its exit code.
     result = run_suite(settings, record=record, evals_dir=folder, only=question or None,
@@ -85,10 +92,13 @@ def eval_command(
                    "and were embedded live (slower); `papers eval --save-embeddings` "
                    "refreshes the file", err=True)
 
-    partial = bool(question) or only_stale
-    failures = [] if (no_check or partial) else check_thresholds(data, load_thresholds(folder))
-    if failures:
-        for line in failures:
-            typer.echo(f"below threshold: {line}", err=True)
-        if not record:
-            raise typer.Exit(1)
+    failures = check_thresholds(data, thresholds) if check else []
+    for line in failures:
+        typer.echo(f"threshold not met: {line}", err=True)
+    for r in result.errors:
+        typer.echo(f"error: {r.id}: {r.error}", err=True)
+    if failures or result.errors:
+        if record:
+            typer.echo("the recordings were written; questions that raised stay stale "
+                       "(`papers eval --record --only-stale` retries them)", err=True)
+        raise typer.Exit(1)

@@ -11,6 +11,12 @@ Definitions (k-capped where a perfect system could not reach 1 otherwise):
 - fact accuracy      = an expected value occurs in the answer AND a gold paper is cited
 - abstention accuracy: abstain questions answered with the sentinel and no citations;
   answerable questions not abstained.
+- headline (`misses` empty): an answerable question is answered correctly when it is not
+  abstained, a gold paper is cited, the expected value (if any) is in the answer, every
+  statement is supported by the deterministic scorer, and no line is a bare title or marker;
+  an abstain question when it abstains and cites nothing. Abstaining on an answerable
+  question is a miss, never "no value".
+- substantive: answerable, not abstained, and no line that is only titles and/or markers.
 """
 
 from __future__ import annotations
@@ -102,6 +108,73 @@ def abstention_correct(should_abstain: bool, abstained: bool, n_citations: int) 
     if should_abstain:
         return abstained and n_citations == 0
     return not abstained
+
+
+# A line's run-time verdicts that are not part of what it claims (mirrors assistant.answer).
+_LINE_NOTE = re.compile(r"\s*\((?:unverified|off topic[^)]*)\)\s*$")
+_LEAD = re.compile(r"^\s*(?:[-*\u2022]+|\d+[.)])\s+")
+_TITLES_HEADER = re.compile(r"^\s*(?:relevant\s+)?(?:papers?|sources?)\s*:\s*", re.IGNORECASE)
+# Citation markers as assistant.citations.MARKER accepts them ([1], [1, 3], [Source 2], [1-3]).
+_MARKER = re.compile(r"\[\s*(?:sources?\s*)?\d{1,3}(?:\s*(?:[,;]|-|\u2013|and)\s*"
+                     r"(?:sources?\s*)?\d{1,3})*\s*\]", re.IGNORECASE)
+
+
+def strip_line_notes(text: str) -> str:
+    """The answer without the run-time check's " (unverified)" notes at line ends."""
+    return "\n".join(_LINE_NOTE.sub("", line) for line in text.splitlines())
+
+
+def bare_line(line: str, titles: Sequence[str]) -> bool:
+    """A line that says nothing besides citation markers and paper titles ("[1] [2]",
+    "Title [1].", "Relevant papers: A [1]; B [2].")."""
+    body = _TITLES_HEADER.sub("", _LEAD.sub("", _LINE_NOTE.sub("", _MARKER.sub(" ", line))))
+    known = set(_keys(titles))
+    parts = [normalize_title(p) for p in re.split(r";|\s[-\u2013]\s", body)]
+    return all(not key or key in known for key in parts)
+
+
+def substantive(answer: str, titles: Sequence[str], abstained: bool,
+                answerable: bool) -> bool | None:
+    """Answerable, answered, and every non-empty line says something besides titles/markers."""
+    if not answerable:
+        return None
+    lines = [line for line in answer.splitlines() if line.strip()]
+    return not abstained and bool(lines) and not any(bare_line(x, titles) for x in lines)
+
+
+# Why a question misses the headline (fixed keys: the report always has every count).
+MISS_REASONS = ("abstained", "no_gold_cited", "value_missing", "unfaithful", "bare",
+                "answered_off_topic", "cited_when_abstaining", "error")
+
+
+def headline_misses(*, answerable: bool, abstained: bool, cited: Sequence[str],
+                    gold: Sequence[str], expected: Sequence[str], answer: str,
+                    supported: Sequence[bool], substantive: bool | None) -> list[str]:
+    """Reasons (MISS_REASONS) the answer misses the headline; [] means correct.
+
+    `supported`: the deterministic scorer's verdict per statement; an answer with no
+    statement at all is not faithful (it claims nothing that could be checked).
+    """
+    if not answerable:
+        return ((["answered_off_topic"] if not abstained else [])
+                + (["cited_when_abstaining"] if cited else []))
+    if abstained:
+        return ["abstained"]
+    misses = []
+    if not set(_keys(cited)) & set(_keys(gold)):
+        misses.append("no_gold_cited")
+    if expected and not any(value_in(answer, v) for v in expected):
+        misses.append("value_missing")
+    if not supported or not all(supported):
+        misses.append("unfaithful")
+    if not substantive:
+        misses.append("bare")
+    return misses
+
+
+def title_ok(title: str, gold: Sequence[str], acceptable: Sequence[str] = ()) -> bool:
+    """The cited paper is gold or acceptable."""
+    return normalize_title(title) in set(_keys(gold)) | set(_keys(acceptable))
 
 
 def mean_of(values: Iterable[float | bool | None]) -> float | None:

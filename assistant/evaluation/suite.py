@@ -29,9 +29,10 @@ from .faithfulness import (
     CitedText,
     DeterministicScorer,
     split_statements,
+    strip_markers,
 )
 from .judge import Judge, JudgeResult
-from .questions import KINDS, Question, load_questions
+from .questions import KINDS, SPLITS, Question, load_questions
 
 REPLAY_BASE_URL = "http://127.0.0.1:9/v1"  # nothing listens: an unrecorded call fails at once
 EVAL_CONTEXT_WINDOW = 4096  # the embedded model's n_ctx, in record and replay alike
@@ -39,6 +40,7 @@ RETRIEVAL_DEPTH = 10
 RERECORD = "papers eval --record"
 MANIFEST = "manifest.json"
 DEFAULT_MINUTES_PER_QUESTION = 1.5
+MAX_ERRORS_IN_A_ROW = 3  # recording: this many failing questions in a row stop the run
 
 Progress = Callable[[int, int, str], None]  # (done, total, question id)
 
@@ -155,6 +157,41 @@ class StatementResult:
 
 
 @dataclass
+class ClaimResult:
+    """One line of the answer as the run-time check (`Answer.claims`) judged it."""
+
+    text: str
+    cites: tuple[int, ...]
+    origin: str  # "generated", "model" or "attributed"
+    supported: bool
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "cites": list(self.cites)}
+
+
+@dataclass
+class CitationResult:
+    """One citation of one line: where it came from, whether it names a right paper, and the
+    deterministic scorer's verdict on the line against the very text that source showed the
+    model (`Citation.quote`), no other source."""
+
+    text: str  # the line (or statement) as written
+    n: int
+    title: str
+    origin: str
+    correct_paper: bool  # gold or acceptable
+    check: Check
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "n": self.n, "title": self.title, "origin": self.origin,
+                "correct_paper": self.correct_paper, **self.check.to_dict()}
+
+
+ORIGINS = ("generated", "model", "attributed")
+
+
+@dataclass
 class QuestionResult:
     id: str
     kind: str
@@ -182,14 +219,104 @@ class QuestionResult:
     faithfulness_judge: float | None = None
     judge_unparsed: int = 0
     seconds: float = 0.0
+    split: str = "dev"
+    tags: tuple[str, ...] = ()
+    correct: bool = False  # the headline: see metrics.headline_misses
+    misses: list[str] = field(default_factory=list)
+    substantive: bool | None = None  # None: abstain question
+    claims: list[ClaimResult] = field(default_factory=list)  # the run-time check
+    faithfulness_runtime: float | None = None  # supported claims / claims
+    citation_checks: list[CitationResult] = field(default_factory=list)
+    error: str = ""  # recording only: the question raised this; it counts as a miss
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["statements"] = [s.to_dict() for s in self.statements]
-        for key in ("history", "gold", "acceptable", "expected"):
+        d["claims"] = [c.to_dict() for c in self.claims]
+        d["citation_checks"] = [c.to_dict() for c in self.citation_checks]
+        for key in ("history", "gold", "acceptable", "expected", "tags"):
             d[key] = list(d[key])
         d["seconds"] = round(self.seconds, 2)
         return d
+
+
+def _pooled(flags: Sequence[bool]) -> float | None:
+    return round(sum(flags) / len(flags), 4) if flags else None
+
+
+def _unsupported(flags: Sequence[bool]) -> float | None:
+    return round(1 - sum(flags) / len(flags), 4) if flags else None
+
+
+def summarize(rs: Sequence[QuestionResult]) -> dict[str, Any]:
+    """Every metric over `rs` (the same keys whatever `rs` holds: thresholds can rely on them)."""
+    answerable = [r for r in rs if r.kind != "abstain"]
+    abstain = [r for r in rs if r.kind == "abstain"]
+    statements = [s for r in rs for s in r.statements]
+    judged = [j for r in rs for j in r.judge_statements]
+    claims = [c for r in rs for c in r.claims]
+    checks = [c for r in rs for c in r.citation_checks]
+    by_origin = {}
+    for origin in ORIGINS:
+        mine = [c for c in checks if c.origin == origin]
+        by_origin[origin] = {
+            "count": len(mine),
+            "precision": _pooled([c.correct_paper for c in mine]),
+            "supported": _pooled([c.check.supported for c in mine]),
+        }
+    return {
+        "questions": len(rs),
+        "headline": M.mean_of(r.correct for r in rs),
+        "substantive": M.mean_of(r.substantive for r in rs),
+        "misses": {reason: sum(reason in r.misses for r in rs) for reason in M.MISS_REASONS},
+        "errors": sum(bool(r.error) for r in rs),
+        "retrieval": {
+            "recall@5": M.mean_of(r.recall_at_5 for r in rs),
+            "recall@10": M.mean_of(r.recall_at_10 for r in rs),
+            "mrr": M.mean_of(r.reciprocal_rank for r in rs),
+            "questions": len(answerable),
+        },
+        "citations": {
+            "precision": M.mean_of(r.citation_precision for r in rs),
+            "recall": M.mean_of(r.citation_recall for r in rs),
+            "questions_citing": sum(r.citation_precision is not None for r in rs),
+            "by_origin": by_origin,
+        },
+        "facts": {
+            "accuracy": M.mean_of(r.fact_correct for r in rs),
+            "questions": sum(r.fact_correct is not None for r in rs),
+        },
+        "abstention": {
+            "accuracy": M.mean_of(r.abstention_correct for r in rs),
+            "abstain_recall": M.mean_of(r.abstention_correct for r in abstain),
+            "false_abstention_rate": M.mean_of(r.abstained for r in answerable),
+            "abstain_questions": len(abstain),
+        },
+        "faithfulness": M.mean_of(r.faithfulness for r in rs),
+        "faithfulness_judge": M.mean_of(r.faithfulness_judge for r in rs),
+        "faithfulness_runtime": M.mean_of(r.faithfulness_runtime for r in rs),
+        "statements": {
+            "total": len(statements),
+            "supported": sum(s.check.supported for s in statements),
+            "judge_total": len(judged),
+            "judge_supported": sum(bool(j.get("supported")) for j in judged),
+            "runtime_total": len(claims),
+            "runtime_supported": sum(c.supported for c in claims),
+        },
+        # statement-level (pooled) unsupported rates of the three checks, side by side
+        "unsupported": {
+            "runtime": _unsupported([c.supported for c in claims]),
+            "deterministic": _unsupported([s.check.supported for s in statements]),
+            "judge": _unsupported([bool(j.get("supported")) for j in judged]),
+        },
+    }
+
+
+def _with_kinds(rs: Sequence[QuestionResult]) -> dict[str, Any]:
+    out = summarize(rs)
+    out["by_kind"] = {kind: summarize([r for r in rs if r.kind == kind])
+                      for kind in KINDS if any(r.kind == kind for r in rs)}
+    return out
 
 
 @dataclass
@@ -202,50 +329,18 @@ class EvalReport:
     embedded_live: int = 0  # texts not found in evals/embeddings.npz
 
     def summary(self, results: Sequence[QuestionResult] | None = None) -> dict[str, Any]:
-        rs = list(self.results if results is None else results)
-        answerable = [r for r in rs if r.kind != "abstain"]
-        abstain = [r for r in rs if r.kind == "abstain"]
-        statements = [s for r in rs for s in r.statements]
-        judged = [j for r in rs for j in r.judge_statements]
-        return {
-            "questions": len(rs),
-            "retrieval": {
-                "recall@5": M.mean_of(r.recall_at_5 for r in rs),
-                "recall@10": M.mean_of(r.recall_at_10 for r in rs),
-                "mrr": M.mean_of(r.reciprocal_rank for r in rs),
-                "questions": len(answerable),
-            },
-            "citations": {
-                "precision": M.mean_of(r.citation_precision for r in rs),
-                "recall": M.mean_of(r.citation_recall for r in rs),
-                "questions_citing": sum(r.citation_precision is not None for r in rs),
-            },
-            "facts": {
-                "accuracy": M.mean_of(r.fact_correct for r in rs),
-                "questions": sum(r.fact_correct is not None for r in rs),
-            },
-            "abstention": {
-                "accuracy": M.mean_of(r.abstention_correct for r in rs),
-                "abstain_recall": M.mean_of(r.abstention_correct for r in abstain),
-                "false_abstention_rate": M.mean_of(r.abstained for r in answerable),
-                "abstain_questions": len(abstain),
-            },
-            "faithfulness": M.mean_of(r.faithfulness for r in rs),
-            "faithfulness_judge": M.mean_of(r.faithfulness_judge for r in rs),
-            "statements": {
-                "total": len(statements),
-                "supported": sum(s.check.supported for s in statements),
-                "judge_total": len(judged),
-                "judge_supported": sum(bool(j.get("supported")) for j in judged),
-            },
-        }
+        return summarize(list(self.results if results is None else results))
+
+    @property
+    def errors(self) -> list[QuestionResult]:
+        return [r for r in self.results if r.error]
 
     def to_dict(self) -> dict[str, Any]:
-        out = self.summary()
-        out["by_kind"] = {
-            kind: self.summary([r for r in self.results if r.kind == kind])
-            for kind in KINDS if any(r.kind == kind for r in self.results)
-        }
+        """Overall, `by_kind.<kind>`, `by_split.<split>` and `by_split.<split>.by_kind.<kind>`,
+        then every question's result and the run's meta data."""
+        out = _with_kinds(self.results)
+        out["by_split"] = {split: _with_kinds([r for r in self.results if r.split == split])
+                           for split in SPLITS if any(r.split == split for r in self.results)}
         out["results"] = [r.to_dict() for r in self.results]
         out["meta"] = {"model": self.model, "mode": self.mode, "seconds": round(self.seconds, 1),
                        "similarity_threshold": self.similarity_threshold,
@@ -254,6 +349,29 @@ class EvalReport:
 
 
 # --------------------------------------------------------------------------- thresholds
+
+
+class ThresholdsError(PapersError):
+    """evals/thresholds.json is missing, malformed, or names a metric the report lacks."""
+
+
+def _leaves(d: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out += _leaves(value, f"{prefix}{key}.")
+        else:
+            out.append(prefix + key)
+    return out
+
+
+def known_metric_paths() -> set[str]:
+    """Every path a threshold may name: a summary's leaves, overall, per kind, per split and
+    per split and kind (`by_split.test.by_kind.fact.facts.accuracy`)."""
+    leaves = _leaves(summarize([]))
+    groups = [""] + [f"by_kind.{k}." for k in KINDS] + [f"by_split.{s}." for s in SPLITS] + [
+        f"by_split.{s}.by_kind.{k}." for s in SPLITS for k in KINDS]
+    return {g + leaf for g in groups for leaf in leaves}
 
 
 def metric_at(report: dict, path: str) -> Any:
@@ -266,8 +384,17 @@ def metric_at(report: dict, path: str) -> Any:
     return cur
 
 
+def _present(report: dict, path: str) -> bool:
+    cur: Any = report
+    for part in path.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return False
+        cur = cur[part]
+    return True
+
+
 def check_thresholds(report: dict, thresholds: dict[str, dict[str, float]]) -> list[str]:
-    """One line per metric outside its bounds (or missing).
+    """One line per metric outside its bounds, without a value, or not in the report.
 
     `thresholds` is `{"min": {path: lowest allowed}, "max": {path: highest allowed}}`, paths
     as in `metric_at` (the format of evals/thresholds.json).
@@ -276,7 +403,9 @@ def check_thresholds(report: dict, thresholds: dict[str, dict[str, float]]) -> l
     for bound, op in (("min", "<"), ("max", ">")):
         for path, limit in sorted(thresholds.get(bound, {}).items()):
             value = metric_at(report, path)
-            if not isinstance(value, (int, float)):
+            if not _present(report, path):
+                failures.append(f"{path}: not in the report ({bound} {limit})")
+            elif not isinstance(value, (int, float)) or isinstance(value, bool):
                 failures.append(f"{path}: no value ({bound} {limit})")
             elif (value < limit) if bound == "min" else (value > limit):
                 failures.append(f"{path} = {value:.3f} {op} {limit:.3f}")
@@ -284,13 +413,43 @@ def check_thresholds(report: dict, thresholds: dict[str, dict[str, float]]) -> l
 
 
 def load_thresholds(evals_dir: Path) -> dict[str, dict[str, float]]:
-    """evals/thresholds.json: {"min": {...}, "max": {...}} (keys starting with _ are notes)."""
+    """evals/thresholds.json: {"min": {...}, "max": {...}} (keys starting with _ are notes).
+
+    Raises ThresholdsError (one line) when the file is missing or malformed, or names a
+    metric path the report does not have (renamed or removed: it would never be checked).
+    """
     path = Path(evals_dir) / "thresholds.json"
+    fix = "; the eval suite checks every metric it names (see evals/README.md)"
     if not path.is_file():
-        return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return {bound: {k: float(v) for k, v in data.get(bound, {}).items() if not k.startswith("_")}
-            for bound in ("min", "max") if bound in data}
+        raise ThresholdsError(f"{path} is missing: restore it from git or "
+                              f"write {{\"min\": {{...}}, \"max\": {{...}}}}{fix}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ThresholdsError(f"{path}: not JSON ({exc}); fix the file{fix}") from None
+    if not isinstance(data, dict):
+        raise ThresholdsError(f"{path}: must be a JSON object with \"min\" and \"max\"{fix}")
+    extra = sorted(k for k in data if k not in ("min", "max") and not k.startswith("_"))
+    if extra:
+        raise ThresholdsError(f"{path}: unknown key(s) {', '.join(extra)}; only \"min\" and "
+                              f"\"max\" (and notes starting with _){fix}")
+    out: dict[str, dict[str, float]] = {}
+    for bound in ("min", "max"):
+        items = {k: v for k, v in data.get(bound, {}).items() if not k.startswith("_")}
+        bad = sorted(k for k, v in items.items()
+                     if isinstance(v, bool) or not isinstance(v, (int, float)))
+        if bad:
+            raise ThresholdsError(f"{path}: {bound} value(s) of {', '.join(bad)} must be numbers")
+        out[bound] = {k: float(v) for k, v in items.items()}
+    known = known_metric_paths()
+    unknown = sorted(p for bound in out.values() for p in bound if p not in known)
+    if unknown:
+        raise ThresholdsError(
+            f"{path}: unknown metric path(s) {', '.join(unknown)} (renamed or removed?); use "
+            "the paths of `papers eval --json`, e.g. by_split.test.headline")
+    if not any(out.values()):
+        raise ThresholdsError(f"{path}: no thresholds at all{fix}")
+    return out
 
 
 # --------------------------------------------------------------------------- the run
@@ -300,6 +459,31 @@ def _cited_texts(answer) -> dict[int, CitedText]:
     return {c.n: CitedText(c.n, c.title, c.quote) for c in answer.citations}
 
 
+def _citation_checks(q: Question, answer, scorer: DeterministicScorer
+                     ) -> tuple[list[ClaimResult], list[CitationResult]]:
+    """The run-time verdicts of `Answer.claims`, and every (line, citation) pair scored against
+    that citation's own source text. An answer without claims (written before per-line
+    claims) has only the model's markers: its statements stand in for lines."""
+    if answer.abstained:
+        return [], []
+    by_n = {c.n: c for c in answer.citations}
+    claims = [ClaimResult(c.text, tuple(c.cites), c.origin, c.supported, c.reason)
+              for c in answer.claims]
+    lines = [(c.text, c.cites, c.origin) for c in claims] or [
+        (st.text, st.cites, "model") for st in split_statements(M.strip_line_notes(answer.text))]
+    checks = []
+    for text, cites, origin in lines:
+        plain = strip_markers(M.strip_line_notes(text))
+        for n in cites:
+            c = by_n.get(n)
+            if c is None:  # a marker that named no source: already dropped from the answer
+                continue
+            checks.append(CitationResult(
+                text, n, c.title, origin, M.title_ok(c.title, q.gold, q.acceptable),
+                scorer.check(plain, [CitedText(c.n, c.title, c.quote)])))
+    return claims, checks
+
+
 def score_question(q: Question, answer, retrieved: list[str], scorer: DeterministicScorer,
                    judge_result=None, shown_k: int = 5) -> QuestionResult:
     """Everything measured on one answered question (pure given its inputs)."""
@@ -307,7 +491,8 @@ def score_question(q: Question, answer, retrieved: list[str], scorer: Determinis
     sources = _cited_texts(answer)
     statements: list[StatementResult] = []
     if not answer.abstained:
-        for st in split_statements(answer.text):
+        # the run-time " (unverified)" notes are verdicts, not claims: not scored
+        for st in split_statements(M.strip_line_notes(answer.text)):
             texts = [sources[n] for n in st.cites if n in sources]
             statements.append(StatementResult(st.text, st.cites, scorer.check(st.text, texts)))
     judged: list[dict] = []
@@ -315,6 +500,13 @@ def score_question(q: Question, answer, retrieved: list[str], scorer: Determinis
         judged = [{"text": s.text, "cites": list(s.cites), "supported": v}
                   for s, v in zip(judge_result.statements, judge_result.verdicts)]
     shown = len(answer.sources) or shown_k
+    titles = [*cited, *(s.title for s in answer.sources)]
+    substantive = M.substantive(answer.text, titles, answer.abstained, q.answerable)
+    misses = M.headline_misses(
+        answerable=q.answerable, abstained=answer.abstained, cited=cited, gold=q.gold,
+        expected=q.expected, answer=answer.text,
+        supported=[s.check.supported for s in statements], substantive=substantive)
+    claims, checks = _citation_checks(q, answer, scorer)
     return QuestionResult(
         id=q.id, kind=q.kind, question=q.question, history=q.history, gold=q.gold,
         acceptable=q.acceptable, expected=q.expected, query=answer.query or q.question,
@@ -333,7 +525,26 @@ def score_question(q: Question, answer, retrieved: list[str], scorer: Determinis
         judge_statements=judged,
         faithfulness_judge=(judge_result.score if judge_result is not None else None),
         judge_unparsed=(judge_result.unparsed if judge_result is not None else 0),
+        split=q.split, tags=q.tags, correct=not misses, misses=misses,
+        substantive=substantive, claims=claims,
+        faithfulness_runtime=(sum(c.supported for c in claims) / len(claims) if claims else None),
+        citation_checks=checks,
     )
+
+
+def error_result(q: Question, exc: BaseException) -> QuestionResult:
+    """A question that raised while recording: a miss everywhere it can be one."""
+    message = (str(exc).strip().splitlines() or [""])[0]
+    return QuestionResult(
+        id=q.id, kind=q.kind, question=q.question, history=q.history, gold=q.gold,
+        acceptable=q.acceptable, expected=q.expected, query=q.question, answer="",
+        abstained=False, cited=[], retrieved=[], sources_shown=0, recall_at_5=None,
+        recall_at_10=None, reciprocal_rank=None, citation_precision=None,
+        citation_recall=0.0 if q.answerable else None,
+        fact_correct=False if q.expected else None, abstention_correct=False,
+        split=q.split, tags=q.tags, correct=False, misses=["error"],
+        substantive=False if q.answerable else None,
+        error=f"{type(exc).__name__}: {message}"[:300])
 
 
 def _load_manifest(cassettes: Path) -> dict:
@@ -427,6 +638,7 @@ def run_suite(
     assistant = Assistant(s, llm=llm)
     judge_model = Judge(llm) if judge else None
     completed = False
+    errors_in_a_row = 0
     try:
         for i, q in enumerate(questions):
             t0 = time.perf_counter()
@@ -446,7 +658,22 @@ def run_suite(
                 if not record and _is_unmatched(exc):
                     raise StaleRecordingsError(
                         stale_message(manifest, len(questions), f"first: {q.id}")) from exc
-                raise
+                # Recording, one failing question (a timeout, a malformed reply) must not throw
+                # away an hour of recordings: it counts as an error (the command exits 1) and
+                # stays stale for `--only-stale`. Several in a row are the server, not the
+                # question: stop. Replaying, any error is a bug: it goes up with its traceback.
+                errors_in_a_row += 1
+                if not record or errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
+                    raise
+                manifest.get("questions", {}).pop(q.id, None)
+                _save_manifest(cassettes, manifest)
+                result = error_result(q, exc)
+                result.seconds = time.perf_counter() - t0
+                results.append(result)
+                if progress:
+                    progress(i + 1, len(questions), f"{q.id} ERROR {result.error}")
+                continue
+            errors_in_a_row = 0
             hits = assistant.search(answer.query or q.question, k=RETRIEVAL_DEPTH)
             retrieved = [h.title for h in hits]
             result = score_question(q, answer, retrieved, scorer, judged, s.k)
