@@ -127,14 +127,14 @@ def test_prompt_variables_are_checked():
     assert prompts.variables("condense") == {"history", "question"}
 
 
-def test_line_prompt_puts_the_fixed_parts_first():
-    """The system prompt, then the question, then the source: the server's prompt cache reuses
-    everything before the source across the lines of one question."""
+def test_line_prompt_puts_the_fixed_part_first():
+    """The fixed system prompt first (the server's prompt cache reuses it for every line), then
+    the source, then the question (read last, it is what the small model answers)."""
     a = messages("Which papers study X?", _sources(2)[0])
-    b = messages("Which papers study X?", _sources(2)[1])
+    b = messages("Which papers study Y?", _sources(2)[1])
     assert a[0] == b[0] and a[0]["role"] == "system"
-    assert a[1]["content"].startswith("Question: Which papers study X?\n")
-    assert a[1]["content"].index("Text 1.") > a[1]["content"].index("Which papers study X?")
+    assert a[1]["content"].rstrip().endswith("Question: Which papers study X?")
+    assert a[1]["content"].index("Text 1.") < a[1]["content"].index("Which papers study X?")
 
 
 # --- one line per source ---------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 Two calls per answered question, both recorded with the answer's cassette:
 1. `prompts/judge_statements.txt`: the model breaks the answer into standalone statements,
-   each keeping the `[n]` markers of the sentence it came from;
+   each keeping the `[n]` markers of the sentence it came from (skipped when the answer is
+   already one cited claim per line, as the assistant's answers are: then each line is one
+   statement, and only the verdict call is made);
 2. `prompts/judge_verdict.txt`: for each statement, yes/no against the sources that the
    statement cites (only those are shown to it, each statement naming its own).
 
@@ -127,8 +129,12 @@ class Judge:
         return out, raw
 
     def judge(self, question: str, answer: str, answer_statements: Sequence[Statement],
-              sources: dict[int, CitedText]) -> JudgeResult:
-        statements, raw_s = self.statements(question, answer, answer_statements)
+              sources: dict[int, CitedText], *, atomic: bool = False) -> JudgeResult:
+        """`atomic`: the answer's statements are its lines already (no statements call)."""
+        if atomic:
+            statements, raw_s = list(answer_statements), ""
+        else:
+            statements, raw_s = self.statements(question, answer, answer_statements)
         verdicts, raw_v = self.verdicts(statements, sources)
         unparsed = sum(v is None for v in verdicts)
         return JudgeResult(tuple(statements), tuple(bool(v) for v in verdicts), unparsed, raw_s, raw_v)

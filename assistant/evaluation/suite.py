@@ -651,7 +651,8 @@ def run_suite(
                         stmts = split_statements(answer.text)
                         if answer.citations:
                             judged = judge_model.judge(q.question, answer.text, stmts,
-                                                       _cited_texts(answer))
+                                                       _cited_texts(answer),
+                                                       atomic=bool(answer.claims))
                         else:  # nothing cited: nothing to check against, all unsupported
                             judged = JudgeResult(tuple(stmts), (False,) * len(stmts), 0)
             except Exception as exc:
