@@ -7,9 +7,9 @@ of prompt before the first word. Here each source gets its own small request ins
     system prompt (fixed: ~150 tokens, cached by the server after the first request)
     + the source's best sentences (~150 tokens: read anew, ~2 s on 2 cores)
     + "Question: ..." (last: the 1.5B model then answers what is asked; with the question
-      before the source it described the paper instead, and stated the asked value in 11 of
-      17 dev fact questions against 13 of 17 this way (follow-ups 6 of 9 against 8); re-reading ~25 question tokens per
-      line costs ~0.3 s)
+      before the source it described the paper instead: it stated the asked value in 11 of 17
+      dev fact questions, against 13 of 17 this way, and answered 6 of 9 dev follow-ups
+      against 8; re-reading ~25 question tokens per line costs ~0.3 s)
 
 and the model writes one sentence about that source alone, or "NOT RELEVANT". On llama.cpp a
 grammar forces exactly one of those two shapes, so a reply is never a bare title or marker; the
