@@ -50,7 +50,7 @@ from .chat import (
 )
 from .config import Settings
 from .errors import PapersError
-from .text import MARKER
+from .text import MARKER, clean
 from .types import Answer, Paper, Retrieved, Source
 
 HISTORY_FILE = "chat_history"
@@ -138,7 +138,7 @@ class _Cited:
 
 
 def _markdown(text: str) -> _Cited:
-    return _Cited(Markdown(text, hyperlinks=False))
+    return _Cited(Markdown(clean(text), hyperlinks=False))
 
 
 class TailView:
@@ -203,7 +203,7 @@ def status_line(answer: Answer, settings: Settings) -> str:
 
 
 def _snippet(text: str, limit: int = _SNIPPET_CHARS) -> str:
-    text = " ".join(text.split())
+    text = " ".join(clean(text).split())
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + " …"
 
 
@@ -500,7 +500,7 @@ class ChatUI:
         if answer is None:
             self.error("the assistant stopped without finishing the answer")
             return
-        out.write(answer.text.strip() + "\n")
+        out.write(clean(answer.text.strip()) + "\n")
         if answer.sources and not answer.abstained:
             cited = {c.n for c in answer.citations}
             shown = [s for s in answer.sources if not cited or s.n in cited]
@@ -559,8 +559,8 @@ def _paper_panel(source: Source, paper: Paper | None) -> Panel:
     elif source.year:
         meta.append(str(source.year))
     if meta:
-        body += [Text(" · ".join(meta), style="dim"), Text("")]
-    body.append(Text(paper.abstract if paper is not None else source.text))
+        body += [Text(clean(" · ".join(meta)), style="dim"), Text("")]
+    body.append(Text(clean(paper.abstract if paper is not None else source.text)))
     footer = []
     if paper is not None and paper.url:
         footer.append(paper.url)
@@ -569,9 +569,9 @@ def _paper_panel(source: Source, paper: Paper | None) -> Panel:
     if paper is None:
         footer.append("(the store no longer has this paper; showing the retrieved text)")
     if footer:
-        body += [Text(""), Text(" · ".join(footer), style="dim")]
+        body += [Text(""), Text(clean(" · ".join(footer)), style="dim")]
     title = Text.assemble((f"[{source.n}] ", _MARKER_STYLE),
-                          (paper.title if paper is not None else source.title, "bold"))
+                          (clean(paper.title if paper is not None else source.title), "bold"))
     return Panel(Group(*body), title=title, title_align="left", border_style="cyan")
 
 
