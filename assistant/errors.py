@@ -38,3 +38,13 @@ class LLMError(PapersError):
 
 class PromptError(PapersError):
     """A prompt file is missing or its variables do not match what the code passes."""
+
+
+def user_message(exc: BaseException) -> str | None:
+    """One line for a failure the user can act on; None for a bug (placeholder, see issue 10)."""
+    if isinstance(exc, PapersError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    return None
