@@ -161,7 +161,8 @@ def test_stream_yields_retrieval_then_deltas_then_the_answer(recorded):
     events = list(Assistant(recorded).stream_events("Which papers study the stability gap?"))
     assert isinstance(events[0], Retrieved) and events[0].sources
     assert isinstance(events[-1], Answer)
-    deltas = [e for e in events[1:-1] if isinstance(e, str)]
+    deltas = events[1:-1]
+    assert all(isinstance(e, str) for e in deltas), [type(e).__name__ for e in deltas]
     assert len(deltas) > 1  # streamed, not one block
 
 
