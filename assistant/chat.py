@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from .text import clean
 from .types import Answer, Filters, Paper, Retrieved, Source, Turn
 
 # Longest question sent to retrieval and the model; longer input is trimmed (with a notice).
@@ -197,7 +198,8 @@ def describe_filters(filters: Filters | None) -> str:
 
 def source_label(source: Source) -> str:
     """`Title (2023)`, or just the title when the year is unknown."""
-    return f"{source.title} ({source.year})" if source.year else source.title
+    title = clean(source.title)  # untrusted: printed on terminals
+    return f"{title} ({source.year})" if source.year else title
 
 
 # --- the conversation ----------------------------------------------------------------------------
@@ -337,7 +339,7 @@ class Conversation:
             lines += [f"## {_one_line(exchange.question)}", ""]
             if exchange.question.strip() != _one_line(exchange.question):
                 lines += [_quote(exchange.question), ""]
-            lines += [answer.text.strip() or "_(empty answer)_", ""]
+            lines += [clean(answer.text.strip()) or "_(empty answer)_", ""]
             if answer.sources and not answer.abstained:
                 cited = {c.n for c in answer.citations}
                 lines += ["**Sources**", ""]

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from .config import Settings
 from .errors import PapersError, user_message
+from .text import StreamCleaner, clean
 from .types import Filters
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -88,7 +89,7 @@ def ingest(
         report = run_ingest(settings, paths or None, prune=prune, strict=strict,
                             rebuild=rebuild, progress=progress)
     for problem in report.problems[:20]:
-        err.print(f"[yellow]skipped[/] {escape(str(problem))}", highlight=False)
+        err.print(f"[yellow]skipped[/] {escape(clean(str(problem)))}", highlight=False)
     if report.skipped > 20:
         err.print(f"... and {report.skipped - 20} more malformed records")
     out.print(
@@ -128,7 +129,7 @@ def search(
                     ("snippet", {"ratio": 3})):
         table.add_column(col, **kw)
     for h in hits:
-        table.add_row(str(h.rank), escape(h.title), f"{h.score:.3f}", escape(h.snippet))
+        table.add_row(str(h.rank), escape(clean(h.title)), f"{h.score:.3f}", escape(clean(h.snippet)))
     out.print(table)
 
 
@@ -161,13 +162,14 @@ def ask(
 
     settings = _strict(_settings(ctx), strict)
     _ensure_store(settings)
+    shown = StreamCleaner()  # model output is untrusted; a sequence may span two deltas
     with Assistant(settings) as assistant:
         answer = None
         for event in assistant.stream(question, history or None, k=k, model=model):
             if isinstance(event, Answer):
                 answer = event
             elif not as_json:
-                out.print(event, end="", highlight=False, markup=False)
+                out.print(shown.feed(event), end="", highlight=False, markup=False)
                 out.file.flush()
         assert answer is not None
     if as_json:
@@ -179,7 +181,7 @@ def ask(
         for c in answer.citations:
             source = next(s for s in answer.sources if s.n == c.n)
             year = f" ({source.year})" if source.year else ""
-            out.print(f"  [{c.n}] {c.title}{year}", highlight=False, markup=False)
+            out.print(f"  [{c.n}] {clean(c.title)}{year}", highlight=False, markup=False)
 
 
 @llm_app.command("serve")

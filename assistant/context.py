@@ -16,25 +16,27 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .text import sentences
+from .text import clean, sentences
 from .types import Hit, Source
 
-# Text addressed to the model rather than describing research: dropped from sources.
-_INJECTION = re.compile(
-    r"(ignore|disregard|forget|override)\b.{0,40}\b(instruction|prompt|rule|above|previous)"
-    r"|\b(you must|you should|you are now|as an ai|system prompt|assistant:)"
-    r"|\b(always|must|only) cite\b|\bcite (this|me|only)\b",
-    re.IGNORECASE,
-)
-_TAG = re.compile(r"</?\s*(source|sources|system|instructions?)\b[^>]*>", re.IGNORECASE)
-REMOVED = "[instruction-like text removed]"
+# Sources are data: the model is told so (prompts/system.txt, rule 4), and the prompt's structure
+# must hold whatever an abstract says. So nothing an abstract or title contains may look like
+# our delimiters (<source id=..>, </source>), a chat-template token (<|im_start|>, [INST],
+# <<SYS>>) or a role line ("System: ..."). Its words stay: a paper *about* prompt injection
+# keeps every sentence (a blocklist of phrases deleted real sentences from 3 of the 399 bundled
+# abstracts and still let paraphrases and other languages through).
+_TAG = re.compile(r"</?\s*(abstract|source|sources|system|instructions?|user|assistant)\b[^>]*>",
+                  re.IGNORECASE)
+_TEMPLATE_TOKEN = re.compile(r"<\|[^|<>]{0,40}\|>|\[/?INST\]|<</?SYS>>", re.IGNORECASE)
+_WHITESPACE = re.compile(r"\s+")  # one line: no text can start a line ("System: ...") of its own
 FIRST_SENTENCE_BONUS = 0.35  # the first sentence usually states what the paper does
 
 
 def neutralise(text: str) -> str:
-    """Untrusted abstract text: no delimiter look-alikes, no instructions aimed at the model."""
-    text = _TAG.sub(" ", text)
-    return " ".join(REMOVED if _INJECTION.search(s) else s for s in sentences(text))
+    """Untrusted text as one line of data: delimiter, template-token and control look-alikes
+    blanked, every sentence kept."""
+    text = _TEMPLATE_TOKEN.sub(" ", _TAG.sub(" ", clean(text)))
+    return _WHITESPACE.sub(" ", text).strip()
 
 
 @dataclass
@@ -94,6 +96,6 @@ def render_sources(sources: tuple[Source, ...]) -> str:
     blocks = []
     for s in sources:
         year = f' year="{s.year}"' if s.year else ""
-        title = _TAG.sub(" ", s.title)
+        title = neutralise(s.title)
         blocks.append(f'<source id="{s.n}"{year}>\nTitle: {title}\nText: {s.text}\n</source>')
     return "\n".join(blocks)

@@ -81,3 +81,56 @@ def normalize_title(title: str) -> str:
     """
     text = unicodedata.normalize("NFKD", title).casefold()
     return "".join(ch for ch in text if ch.isalnum())
+
+
+# --------------------------------------------------------------------------- terminal safety
+
+# Abstracts, titles and model output are untrusted: an ESC sequence in them could move the
+# cursor, rewrite earlier lines, retitle the window or write the clipboard (OSC 52). Escape
+# sequences are removed whole (a stray "[2J" left behind would be noise); a sequence that is
+# not terminated runs to the end of the text, as a terminal would swallow it.
+_STRING_INTRODUCERS = r"\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f]"  # OSC, DCS, SOS, PM, APC
+_ESCAPE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"  # CSI: parameters, intermediates, final byte
+    rf"|(?:{_STRING_INTRODUCERS}).*?(?:\x07|\x1b\\|\x9c|\Z)"  # strings end at BEL or ST
+    r"|\x1b[ -/]*[0-~]?",  # any other escape (charset, keypad, ...)
+    re.DOTALL,
+)
+_COMPLETE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    rf"|(?:{_STRING_INTRODUCERS}).*?(?:\x07|\x1b\\|\x9c)"
+    r"|\x1b(?![\[\]PX^_])[ -/]*[0-~]",  # "\x1b[" alone is a CSI still arriving
+    re.DOTALL,
+)
+# C0 controls but newline and tab, DEL, and the C1 range.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(text: str) -> str:
+    """`text` safe to print on a terminal: escape sequences and control characters removed."""
+    if not text or not (_CONTROL.search(text)):
+        return text
+    return _CONTROL.sub("", _ESCAPE.sub("", text))
+
+
+class StreamCleaner:
+    """`clean` for text arriving in pieces: a sequence split across pieces is held back until
+    it is complete (then dropped), so the pieces fed out join to `clean(whole text)`."""
+
+    def __init__(self) -> None:
+        self._held = ""
+
+    def feed(self, piece: str) -> str:
+        text = self._held + piece
+        self._held = ""
+        last = None
+        for last in _ESCAPE.finditer(text):
+            pass
+        if last is not None and last.end() == len(text) and not _COMPLETE.fullmatch(last.group()):
+            text, self._held = text[: last.start()], text[last.start():]
+        return clean(text)
+
+    def finish(self) -> str:
+        """What is still held: an unterminated sequence, dropped as `clean` would."""
+        held, self._held = self._held, ""
+        return clean(held)

@@ -24,6 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import netguard  # noqa: E402  (tests/, this script's folder: sys.path[0])
+
+netguard.install()  # the chat runs behind the same loopback-only guard as the tests
+
 from assistant.errors import LLMError, StoreMissingError  # noqa: E402
 
 # A test run started in the background (CI, `cmd &`) hands its children SIGINT ignored, and Python

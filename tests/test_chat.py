@@ -31,7 +31,8 @@ from assistant.chat import (
 )
 from assistant.config import Settings
 from assistant.errors import LLMError
-from assistant.repl import TailView, _markdown, run_chat, status_line
+from assistant.chat_render import markdown
+from assistant.repl import TailView, run_chat, status_line
 from assistant.types import Answer, Filters, Retrieved, Turn
 from chat_driver import FakeAssistant
 
@@ -124,7 +125,7 @@ def test_live_preview_shows_the_last_lines_that_fit():
 
     console = Console(width=40, record=True, color_system=None)
     text = "\n\n".join(f"Paragraph {i} says something [1]." for i in range(10))
-    console.print(TailView(_markdown(text), height=5))
+    console.print(TailView(markdown(text), height=5))
     lines = console.export_text().splitlines()
     assert len(lines) == 5
     assert lines[0] == "… 15 lines above" and lines[-1].startswith("Paragraph 9 says")
@@ -313,7 +314,7 @@ def test_save_transcript(tmp_path):
 
 # --- a real terminal (pexpect) -------------------------------------------------------------------
 
-pexpect = pytest.importorskip("pexpect")
+import pexpect  # noqa: E402  (a dev dependency: missing, the run fails instead of skipping)
 
 
 class Terminal:
@@ -447,18 +448,25 @@ def test_terminal_multi_line_paste_is_one_question(tmp_path):
     assert "> first line\n> second line" in transcript
 
 
-def test_chat_command_options():
-    import typer
+def test_chat_command_options(monkeypatch, tmp_path):
+    """The registered `papers chat` passes -k and --model through to the session."""
     from typer.testing import CliRunner
 
-    from assistant.repl import chat_command
+    import assistant.cli as cli
+    import assistant.repl as repl
 
-    app = typer.Typer()
-    app.command("chat")(chat_command)
-    app.command("other")(lambda: None)  # two commands: `chat` is a subcommand, as in the CLI
-    result = CliRunner().invoke(app, ["chat", "--help"])
-    assert result.exit_code == 0
-    assert "-k" in result.output and "--model" in result.output
+    seen = {}
+
+    def fake_run_chat(settings, *, k=None, model=None):
+        seen.update(k=k, model=model)
+        return 0
+
+    monkeypatch.setattr(repl, "run_chat", fake_run_chat)
+    monkeypatch.setattr(cli, "_ensure_store", lambda settings: None)
+    result = CliRunner().invoke(cli.app, ["chat", "-k", "7", "--model", "m1"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"k": 7, "model": "m1"}
+    assert CliRunner().invoke(cli.app, ["chat", "-k", "0"]).exit_code == 2  # min=1
 
 
 # --- a real terminal with the real Assistant, replaying recorded model answers ----------------

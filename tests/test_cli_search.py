@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,9 +63,17 @@ def test_search_k_and_unicode_query(bundled_store):
 
 
 def test_search_table(bundled_store):
+    """Header #, title, score, snippet; one row per hit, ranked, with the JSON's scores."""
     done = papers("search", "stability gap", "-k", "3", store_dir=bundled_store.store_dir)
     assert done.returncode == 0, done.stderr
-    assert "Stability" in done.stdout and "score" in done.stdout
+    lines = done.stdout.splitlines()
+    header = next(line for line in lines if "title" in line and "snippet" in line)
+    assert re.findall(r"#|title|score|snippet", header) == ["#", "title", "score", "snippet"]
+    rows = [m for line in lines if (m := re.match(r"\W*(\d+)\W+(.*?)\s+(\d\.\d{3})\b", line))]
+    assert [m.group(1) for m in rows] == ["1", "2", "3"], done.stdout
+    expected = search_json("stability gap", "-k", "3", store_dir=bundled_store.store_dir)
+    assert [m.group(3) for m in rows] == [f"{r['score']:.3f}" for r in expected["results"]]
+    assert rows[0].group(2).startswith("Efficient Continual")  # the title column, wrapped
 
 
 def test_search_with_no_match(bundled_store):
@@ -82,6 +91,12 @@ def test_usage_errors_are_one_line(tmp_path, args):
     done = papers(*args, store_dir=tmp_path / "store")
     assert "Traceback" not in done.stderr
     assert done.returncode == 2
+    assert done.stdout == ""
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and errors[0].endswith((".", "1")), done.stderr  # one complete line
+    # Around it only click's usage line and help hint: nothing else, no wrapped continuation.
+    others = [line for line in done.stderr.splitlines() if line.strip() and line not in errors]
+    assert [line.split()[0] for line in others] == ["Usage:", "Try"], done.stderr
 
 
 def test_stats(bundled_store):

@@ -7,6 +7,8 @@ cannot produce (404, 401, timeouts, broken streams) come from a tiny real HTTP s
 
 from __future__ import annotations
 
+import re
+
 import json
 import socket
 import sys
@@ -320,11 +322,34 @@ def test_unrecorded_call_names_the_rerecord_command(tmp_path):
     assert any("re-record with `RERECORD-CMD`" in note for note in err.value.__notes__)
 
 
+_SECRET_HEADERS = {"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie",
+                   "set-cookie", "openai-organization", "openai-project"}
+_KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_-]{16,}|\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"
+                       r"|\b(?:api[_-]?key|token)\b[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9_-]{16,}", re.I)
+_HOME_PATH = re.compile(r"(?:/home/|/Users/|/root/|C:\\\\Users)")
+
+
 def test_cassettes_hold_no_secrets():
-    for path in (CASSETTES / "test_llm").glob("*.yaml"):
-        text = path.read_text().lower()
-        assert "authorization" not in text and "bearer" not in text, path
-        assert "x-stainless" not in text, path
+    """Every cassette, of the tests and of the evals: no credential headers, loopback hosts
+    only, nothing key-like, no home paths."""
+    import yaml
+    from urllib.parse import urlsplit
+
+    root = CASSETTES.parent.parent
+    paths = sorted([*CASSETTES.rglob("*.yaml"), *(root / "evals" / "cassettes").rglob("*.yaml")])
+    assert len(paths) >= 50, len(paths)
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        assert not _KEY_LIKE.search(text), (path, _KEY_LIKE.search(text).group())
+        assert not _HOME_PATH.search(text), (path, _HOME_PATH.search(text).group())
+        data = yaml.safe_load(text)
+        for interaction in data.get("interactions") or []:
+            request, response = interaction["request"], interaction.get("response") or {}
+            host = urlsplit(request["uri"]).hostname
+            assert host in ("127.0.0.1", "localhost", "::1"), (path, request["uri"])
+            for headers in (request.get("headers") or {}, response.get("headers") or {}):
+                leaked = {h.lower() for h in headers} & _SECRET_HEADERS
+                assert not leaked, (path, leaked)
 
 
 # --- the real embedded model (slow) ---------------------------------------------------------------
