@@ -64,7 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     stop = lambda signum, frame: os._exit(0)  # noqa: E731 - nothing to flush: the OS frees all
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    server = xllamacpp.Server(_params(args))  # returns once the model is loaded and listening
+    try:
+        server = xllamacpp.Server(_params(args))  # returns once the model is loaded, listening
+    except RuntimeError as err:  # a bad GGUF, a port in use: the log above says which
+        print(f"llama_child: {err}", file=sys.stderr, flush=True)
+        return 1
     print(f"llama_child: listening at {server.listening_address}", flush=True)
     while True:
         signal.pause()

@@ -37,6 +37,7 @@ LOCAL_EXTRA_HINT = (
 )
 _LOGS_KEPT = 8  # one log per start (~150 KB of model-loading lines each): keep the newest
 _ERROR_LINE = re.compile(r"error|exception", re.IGNORECASE)
+_LLAMA_ERROR = re.compile(r"^[\d.]+ E (?:\w{3,4}\s+)?(.+)$")  # "0.00.029.662 E gguf_init...: ..."
 _POLL_S = 0.1  # readiness poll interval: /health answers 200 ~3-6 s after launch
 # What the child imports (the `local` extra); checked without importing.
 _SERVER_MODULES = ("xllamacpp",)
@@ -277,18 +278,23 @@ def _mtime(path: Path) -> float:
 
 
 def _last_line(path: Path) -> str:
-    """The log's last error line (a bind error, a Python exception), else its last line.
+    """The line of the log that says what went wrong.
 
-    The model's teardown prints a few lines after the real error, so the last line alone is
-    rarely the one that says what went wrong.
+    llama.cpp logs at error level as "<time> E <message>", and its first such line is the
+    cause ("gguf_init_from_reader: invalid magic characters: 'not ', expected 'GGUF'"); the
+    lines after it only repeat the failure. Without one: the last line naming an error or
+    exception (a bind error, a Python exception), else the last line.
     """
     try:
         with open(path, "rb") as fh:
-            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 8192))
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 65536))
             lines = [ln.strip() for ln in fh.read().decode("utf-8", "replace").splitlines()]
     except OSError:
         return "(no log)"
     lines = [ln for ln in lines if ln]
+    for line in lines:
+        if match := _LLAMA_ERROR.match(line):
+            return match.group(1)
     errors = [ln for ln in lines if _ERROR_LINE.search(ln)]
     return (errors or lines or ["(empty log)"])[-1]
 

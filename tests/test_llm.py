@@ -288,7 +288,8 @@ def test_server_that_dies_names_its_log(tmp_path):
     message = str(err.value)
     assert message.startswith("the embedded model server exited during start (code 1); see ")
     assert str(server.log_path) in message and "\n" not in message
-    assert message.endswith(f"ValueError: Failed to load model from file: {bad}")
+    # llama.cpp's own first error line: the cause, not the "failed to init" that follows it.
+    assert message.endswith("invalid magic characters: 'not ', expected 'GGUF'")
     assert not server.running and server.log_path.is_file()
 
 
