@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from assistant.corpus import (
+    PaperStream,
     ReadResult,
     bundled_paths,
     normalize_title,
@@ -487,3 +488,67 @@ def test_unknown_extension_missing_path_and_empty_folder(tmp_path):
     empty.mkdir()
     with pytest.raises(CorpusError, match="holds no paper files"):
         read_papers([empty])
+
+
+# --------------------------------------------------------------------------- distinct ids, streaming
+
+
+def test_distinct_ids_stay_distinct_papers_when_titles_are_equal(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [
+        {"id": "2401.00001", "title": "Attention Is All You Need", "abstract": "First."},
+        {"id": "2401.00002v2", "title": "Attention is all you need.", "abstract": "Second."},
+        {"id": "local-1", "title": "Attention Is All You Need", "abstract": "Third."},
+        {"id": "local-2", "title": "Attention Is All You Need", "abstract": "Fourth."},
+        {"id": "2401.00001v3", "title": "Attention Is All You Need", "abstract": "First again."},
+        {"title": "Attention Is All You Need", "abstract": "No id: joins the first."},
+    ])
+    result = read_papers([path])
+    assert result.records == 6
+    assert [p.abstract for p in result.papers] == ["First.", "Second.", "Third.", "Fourth."]
+    ids = [p.paper_id for p in result.papers]
+    assert ids[:2] == ["arxiv:2401.00001", "arxiv:2401.00002"]
+    assert len(set(ids)) == 4 and all(re.fullmatch(r"t:[0-9a-f]{16}", i) for i in ids[2:])
+    assert ids == [p.paper_id for p in read_papers([path]).papers]  # stable across reads
+
+
+def test_page_dump_duplicates_still_merge_and_bundled_ids_are_unchanged(bundled):
+    assert len(bundled.papers) == 399
+    for paper in bundled.papers:  # no bundled record has an id: every id is its title's hash
+        assert paper.paper_id == paper_id_for(paper.title)
+
+
+def test_paper_stream_gives_the_papers_read_papers_gives(tmp_path, bundled):
+    stream = PaperStream(bundled_paths())
+    assert (stream.records, stream.papers) == (457, 399)
+    key = lambda p: p.paper_id  # noqa: E731
+    assert sorted(stream, key=key) == sorted(bundled.papers, key=key)
+
+    page = tmp_path / "a_page.txt"
+    page.write_text(f"Efficient Continual Pre-training\n{abstract(1)}\n", encoding="utf-8")
+    mixed = write_jsonl(tmp_path / "b.jsonl", [
+        {"id": "2406.14833v2", "title": "efficient continual pretraining.", "abstract": "Other."},
+        {"id": "2406.99999", "title": "Efficient continual pretraining", "abstract": "Distinct."},
+        {"title": "A lone paper", "abstract": "Alone."},
+    ])
+    stream = PaperStream([page, mixed])
+    assert stream.papers == 3
+    assert sorted(stream, key=key) == sorted(read_papers([page, mixed]).papers, key=key)
+
+
+def test_paper_stream_yields_before_reading_everything_and_keeps_few_problems(tmp_path):
+    rows = [{"id": f"2401.{i:05d}", "title": f"Paper {i}", "abstract": "A."} for i in range(500)]
+    path = write_jsonl(tmp_path / "p.jsonl", rows)
+    with path.open("a") as fh:
+        fh.write("{bad json\n" * 300)
+    stream = PaperStream([path])
+    assert stream.problems.count == 300 and len(stream.problems.shown) == 100
+    papers = iter(stream)
+    first = next(papers)
+    assert first.paper_id == "arxiv:2401.00000"
+    # The generator has read one record so far: nothing of the rest is held.
+    frame = papers.gi_frame
+    assert frame is not None and not frame.f_locals["waiting"].papers
+    assert sum(1 for _ in papers) == 499
+
+    with pytest.raises(CorpusError, match="300 malformed records"):
+        PaperStream([path], strict=True)

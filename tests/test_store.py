@@ -534,3 +534,33 @@ def test_stopped_ingest_leaves_no_stale_bm25_index(tmp_path):
     assert hits[0].paper_id == pid
     assert hits[0].bm25_score is not None  # BM25 indexed the new text, not the stale one
     assert "Quokka" in hits[0].chunks[0].text
+
+
+def test_ingest_streams_and_reports_progress_from_the_first_group(tmp_path, monkeypatch):
+    """The first embedding happens after one group was chunked, not after every paper."""
+    import assistant.ingest as ingest_mod
+
+    corpus = write_jsonl(tmp_path / "p.jsonl", synthetic_rows(200, seed=31))  # one chunk each
+    chunked: list[str] = []
+    real_chunk = ingest_mod.chunk_paper
+
+    def counting_chunk(paper, *args):
+        chunked.append(paper.paper_id)
+        return real_chunk(paper, *args)
+
+    monkeypatch.setattr(ingest_mod, "chunk_paper", counting_chunk)
+    at_first_embed: list[int] = []
+    events: list[tuple[int, int]] = []
+
+    def embed(texts):
+        at_first_embed.append(len(chunked))
+        rng = np.random.default_rng(len(at_first_embed))
+        vectors = rng.normal(size=(len(texts), 384)).astype(np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    report = ingest(settings_for(tmp_path / "store"), [corpus], embed=embed,
+                    progress=lambda done, total: events.append((done, total)))
+    assert report.added == 200 and report.chunks == 200
+    assert at_first_embed[0] == GROUP_CHUNKS  # one group chunked, not 200 papers
+    assert events[0] == (0, 200) and events[1] == (GROUP_CHUNKS, 200)
+    assert events[-1] == (200, 200) and len(events) == 5  # 0, 64, 128, 192, 200
