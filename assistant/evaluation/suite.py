@@ -72,7 +72,10 @@ def prompt_texts() -> dict[str, str]:
 # Settings that shape the requests: the suite runs with their declared defaults whatever the
 # environment says, so a developer's PAPERS_K does not make the recordings look stale.
 PINNED_SETTINGS = ("chunk_size", "chunk_overlap", "k", "candidates", "rrf_k", "dense_weight",
-                   "bm25_weight", "min_similarity", "min_coverage", "max_answer_tokens",
+                   "bm25_weight", "bm25_coverage_power", "title_weight", "name_weight",
+                   "name_max_papers", "gate_similarity", "gate_coverage", "gate_min_similarity",
+                   "gate_margin", "gate_agree", "keep_similarity_drop", "keep_min_similarity",
+                   "keep_coverage_ratio", "keep_min_coverage", "max_answer_tokens",
                    "temperature", "seed")
 
 
