@@ -45,7 +45,7 @@ def cheap_embed(texts):
 def _cheap_model(monkeypatch):
     import assistant.embeddings as embeddings
 
-    monkeypatch.setattr(embeddings, "make_embedding_function", lambda settings: cheap_embed)
+    monkeypatch.setattr(embeddings, "make_embedding_function", lambda settings, **options: cheap_embed)
     monkeypatch.setattr(store_mod, "LOCK_WAIT_S", 0.5)  # a held lock fails after 0.5 s, not 5
 
 
@@ -340,7 +340,7 @@ def test_rebuild_asset_error_leaves_the_old_store(tmp_path, capsys, monkeypatch,
     code, _, err = run(capsys, monkeypatch, store_dir, "ingest", "--rebuild", str(corpus))
     one_line_error(code, err, "embedding model is missing")
     assert snapshot(store_dir) == before
-    monkeypatch.setattr(embeddings, "make_embedding_function", lambda settings: cheap_embed)
+    monkeypatch.setattr(embeddings, "make_embedding_function", lambda settings, **options: cheap_embed)
     code, out, err = run(capsys, monkeypatch, store_dir, "search", "walrus", "--json")
     assert code in (0, None), err
     assert json.loads(out)["results"]
