@@ -333,7 +333,7 @@ def test_rebuild_asset_error_leaves_the_old_store(tmp_path, capsys, monkeypatch,
     store_dir, corpus = small_store
     before = snapshot(store_dir)
 
-    def missing(settings):
+    def missing(settings, **options):
         raise AssetError("the embedding model is missing: run `papers ingest` online once")
 
     monkeypatch.setattr(embeddings, "make_embedding_function", missing)
