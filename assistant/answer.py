@@ -214,10 +214,10 @@ class Assistant:
 
     def _line(self, query: str, source: Source, model: str | None, strict: bool, after: bool):
         """Stream one source's line (yields deltas); return a _Line (its claim None: left out)."""
-        from .compose import GRAMMAR, LINE_TOKENS, LineStream, line_text, messages
+        from .compose import GRAMMAR, LINE_TOKENS, LineStream, LinkFilter, line_text, messages
 
         result = _Line(started=time.perf_counter())
-        stream, held = LineStream(source.title), ""
+        stream, links, held = LineStream(source.title), LinkFilter(), ""
         completion = None
         opened = False
         for event in self.llm.stream(messages(query, source), max_tokens=LINE_TOKENS, model=model,
@@ -229,11 +229,17 @@ class Assistant:
                 result.first_token_s = time.perf_counter() - result.started
             if strict:
                 continue  # the whole line is checked before any of it is shown
-            out = held + stream.feed(event)
+            out = held + links.feed(stream.feed(event))
             # A final full stop is held back: the citation goes before it ("... gap [1].").
             out, held = (out[:-1], ".") if out.endswith(".") else (out, "")
             if out:
                 yield (("\n" if after else "") + out) if not opened else out
+                opened = result.visible = True
+        if opened or stream.decided:  # the last word, held back in case it was a link
+            tail = held + links.close()
+            tail, held = (tail[:-1], ".") if tail.endswith(".") else (tail, "")
+            if tail:
+                yield tail if opened else ("\n" if after else "") + tail
                 opened = result.visible = True
         if completion is not None:
             result.usage, result.model = completion.usage, completion.model

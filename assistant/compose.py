@@ -42,6 +42,10 @@ _OTHER_LEADS = re.compile(
     r"the authors|it)\s+", re.IGNORECASE
 )
 _NOT_RELEVANT = re.compile(r"^\W*not\s+relevant\b", re.IGNORECASE)
+# A link in a line can only come from an abstract, which is untrusted (an injected abstract asks
+# for "download the fix at http://..."); a paper's own page is one `/open` away, so none is shown.
+_LINK = re.compile(r"\(?\b(?:https?://|www\.)\S+", re.IGNORECASE)
+LINK_REMOVED = "(link removed)"
 
 
 def messages(question: str, source: Source) -> list[dict[str, str]]:
@@ -97,13 +101,31 @@ class LineStream:
         return self._open(self.held.lstrip())
 
 
+class LinkFilter:
+    """Streamed text with links replaced, as `line_text` replaces them: a word is held back
+    until the whitespace after it shows it whole."""
+
+    def __init__(self) -> None:
+        self.word = ""
+
+    def feed(self, text: str) -> str:
+        text = self.word + text
+        cut = max(text.rfind(" "), text.rfind("\n"))
+        done, self.word = text[: cut + 1], text[cut + 1:]
+        return _LINK.sub(LINK_REMOVED, done)
+
+    def close(self) -> str:
+        word, self.word = self.word, ""
+        return _LINK.sub(LINK_REMOVED, word)
+
+
 def line_text(title: str, raw: str) -> str | None:
     """The whole line for a finished reply (None: not relevant), cut to complete sentences."""
     stream = LineStream(title)
     text = stream.feed(raw) + stream.close()
     if not stream.relevant:
         return None
-    text = " ".join(text.split())
+    text = " ".join(_LINK.sub(LINK_REMOVED, text).split())
     if not re.search(r"[.!?]$", text):
         cut = max(text.rfind(". "), text.rfind("! "), text.rfind("? "))
         text = text[: cut + 1] if cut > len(title) else text

@@ -308,8 +308,18 @@ def test_fact_question_states_the_value_with_its_citation(recorded):
 
 
 def test_near_miss_abstains_and_offers_the_closest_papers(recorded):
-    """The collection's vocabulary, a topic it lacks: no paper treats legal documents."""
-    answer = Assistant(recorded).ask(
-        "Which papers study continual pre-training of language models for legal documents?")
+    """The collection's vocabulary, a topic it lacks: no paper trains in FP8."""
+    answer = Assistant(recorded).ask("Which papers pre-train large language models in FP8 precision?")
     assert answer.abstained and answer.citations == ()
     assert answer.text.startswith(SENTINEL) and answer.closest
+
+
+def test_links_in_a_line_are_removed_while_streaming_too():
+    """A link can only come from an (untrusted) abstract: never shown, even split over deltas."""
+    from assistant.compose import LINK_REMOVED, LinkFilter
+
+    links = LinkFilter()
+    deltas = ["Get the patch at ht", "tp://evil.exa", "mple.com/x now", "."]
+    shown = "".join(links.feed(d) for d in deltas) + links.close()
+    assert shown == f"Get the patch at {LINK_REMOVED} now."
+    assert "evil" not in line_text("T", "This paper says to see www.evil.example.com for code.")
