@@ -4,6 +4,8 @@ the Sources panel, a paper's full abstract and the status line. Untrusted text g
 
 from __future__ import annotations
 
+import re
+
 import time
 from typing import Any
 
@@ -21,7 +23,9 @@ from .config import Settings
 from .text import MARKER, clean
 from .types import Answer, Paper, Retrieved, Source
 
-_MARKER = MARKER
+# Citation markers, and the claim check's mark on a line its source does not support.
+_MARKER = re.compile(rf"{MARKER.pattern}|\(unverified\)", MARKER.flags)
+UNVERIFIED_STYLE = Style(color="yellow", italic=True)
 MARKER_STYLE = Style(color="cyan", bold=True)
 _SNIPPET_CHARS = 280
 
@@ -48,7 +52,8 @@ class _Cited:
                 for match in _MARKER.finditer(text):
                     if match.start() > position:
                         yield Segment(text[position:match.start()], style)
-                    yield Segment(match.group(), (style or Style()) + MARKER_STYLE)
+                    mark = UNVERIFIED_STYLE if match.group().startswith("(") else MARKER_STYLE
+                    yield Segment(match.group(), (style or Style()) + mark)
                     position = match.end()
                 if position < len(text):
                     yield Segment(text[position:], style)
@@ -56,7 +61,8 @@ class _Cited:
 
 
 def markdown(text: str) -> _Cited:
-    return _Cited(Markdown(clean(text), hyperlinks=False))
+    """An answer as Markdown; each of its lines (one per paper) stays a line of its own."""
+    return _Cited(Markdown(clean(text).replace("\n", "  \n"), hyperlinks=False))
 
 
 class TailView:

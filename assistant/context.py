@@ -87,15 +87,8 @@ def select_sources(
 
 
 def _header(n: int, hit: Hit | Source) -> str:
+    """What a source costs besides its sentences, reserved in the budget: its delimiters and its
+    title (the line prompt no longer carries the title, but the recorded answers were selected
+    with this reserve; changing it changes every source's sentences, and so every recording)."""
     year = f' year="{hit.year}"' if hit.year else ""
     return f'<source id="{n}"{year}>\nTitle: {hit.title}\nText: </source>'
-
-
-def render_sources(sources: tuple[Source, ...]) -> str:
-    """The sources block of the answer prompt: one tagged block per numbered source."""
-    blocks = []
-    for s in sources:
-        year = f' year="{s.year}"' if s.year else ""
-        title = neutralise(s.title)
-        blocks.append(f'<source id="{s.n}"{year}>\nTitle: {title}\nText: {s.text}\n</source>')
-    return "\n".join(blocks)

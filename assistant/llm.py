@@ -38,9 +38,10 @@ _TOKENS_PER_MESSAGE = 3
 _TOKENS_PER_REPLY = 3
 # How servers word "the prompt is too long" (OpenAI, vLLM, llama.cpp, LM Studio, ...).
 _CONTEXT_WORDS = re.compile(
-    r"context (length|window)|maximum context|too many tokens|too long", re.IGNORECASE
+    r"context (length|window|size)|maximum context|too many tokens|too long", re.IGNORECASE
 )
 _PROMPT_TOKENS = (
+    re.compile(r"request \((\d+) tokens\) exceeds"),  # llama.cpp's own server
     re.compile(r"\((\d+) in the messages"),  # OpenAI-style wording (llama.cpp, vLLM)
     re.compile(r"resulted in (\d+) tokens"),  # OpenAI
     re.compile(r"Requested tokens \((\d+)\)"),  # llama.cpp's raw message

@@ -15,7 +15,7 @@ from assistant import Assistant, Turn, prompts
 from assistant.answer import CLOSEST_HEADER, SENTINEL, UNVERIFIED
 from assistant.compose import GRAMMAR, NOT_RELEVANT, LineStream, line_text, messages
 from assistant.citations import attribute, numbers_in, parse
-from assistant.context import neutralise, render_sources, select_sources
+from assistant.context import neutralise, select_sources
 from assistant.errors import PromptError
 from assistant.ingest import ingest
 from assistant.types import Answer, Hit, Retrieved, Source
@@ -110,9 +110,9 @@ def test_select_sources_respects_the_budget_and_renumbers():
     assert tiny == ()
 
 
-def test_render_sources_uses_unmistakable_delimiters():
-    block = render_sources(_sources(2))
-    assert block.count("<source id=") == 2 and block.count("</source>") == 2
+def test_a_line_prompt_holds_one_delimited_abstract():
+    user = messages("Q?", _sources(1)[0])[1]["content"]
+    assert user.count("<abstract>") == 1 and user.count("</abstract>") == 1
 
 
 # --- prompts ---------------------------------------------------------------------------------------
