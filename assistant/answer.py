@@ -218,6 +218,8 @@ class Assistant:
 
         result = _Line(started=time.perf_counter())
         stream, links, held = LineStream(source.title), LinkFilter(), ""
+        # A source that talks to the model is not streamed live: its line is checked first.
+        live = not strict and not self.claim_checker.has_instructions(source.text)
         completion = None
         opened = False
         for event in self.llm.stream(messages(query, source), max_tokens=LINE_TOKENS, model=model,
@@ -227,7 +229,7 @@ class Assistant:
                 continue
             if result.first_token_s is None:
                 result.first_token_s = time.perf_counter() - result.started
-            if strict:
+            if not live:
                 continue  # the whole line is checked before any of it is shown
             out = held + links.feed(stream.feed(event))
             # A final full stop is held back: the citation goes before it ("... gap [1].").
@@ -250,8 +252,8 @@ class Assistant:
         support = self.claim_checker.check(text, [source], query)
         end = f" [{source.n}]." + ("" if support.supported else UNVERIFIED)
         line = (text[:-1] if text.endswith(".") else text) + end
-        if strict and not support.supported:
-            return result
+        if (strict and not support.supported) or support.instructed:
+            return result  # an instructed line is never shown (its source was not streamed)
         # Streamed: only the citation is left to show; otherwise the whole checked line.
         yield end if opened else ("\n" if after else "") + line
         result.shown, result.visible = line, True

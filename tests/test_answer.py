@@ -308,8 +308,9 @@ def test_fact_question_states_the_value_with_its_citation(recorded):
 
 
 def test_near_miss_abstains_and_offers_the_closest_papers(recorded):
-    """The collection's vocabulary, a topic it lacks: no paper trains in FP8."""
-    answer = Assistant(recorded).ask("Which papers pre-train large language models in FP8 precision?")
+    """The collection's vocabulary, a topic it lacks: no paper treats legal text."""
+    # The dev split's abstain-10 (the gate decides it; the eval suite measures the rate).
+    answer = Assistant(recorded).ask('Which papers continually pre-train a language model on legal texts such as court rulings or contracts?')
     assert answer.abstained and answer.citations == ()
     assert answer.text.startswith(SENTINEL) and answer.closest
 
