@@ -180,18 +180,22 @@ def cache_gain(settings, questions: list[dict]) -> list[tuple]:
     """
     from assistant.answer import Assistant
     from assistant.llm import LLM
+    from assistant.local_server import LocalServer
     from assistant.types import Answer, Turn
 
     def run(extra: dict, question: str, history=()) -> tuple[float, int]:
-        llm = LLM(settings, extra_body=extra, server=shared._server)
+        llm = LLM(settings, extra_body=extra, server=server)
         with Assistant(settings, llm=llm) as a:
             a.search("warm up the retriever")  # store, BM25 and MiniLM loads: not timed
             answer = next(e for e in a.stream_events(question, [Turn(h) for h in history])
                           if isinstance(e, Answer))
         return answer.timings.first_token_s or float("nan"), answer.usage.cached_tokens
 
-    shared = LLM(settings)  # owns the embedded server when no URL is set; both runs share it
-    shared.complete([{"role": "user", "content": "Say OK."}], max_tokens=1)  # started and warm
+    # One server for every run (started here unless a URL is set), so its cache carries over.
+    server = LocalServer(settings) if settings.uses_local_model else None
+    if server is not None:
+        server.start()
+    run({}, questions[0]["question"])  # a first question: the server is up, its cache warm
     cases = [("second question", questions[1]["question"], ()),
              ("follow-up", "What do they report?", (questions[0]["question"],))]
     rows = []
@@ -199,7 +203,8 @@ def cache_gain(settings, questions: list[dict]) -> list[tuple]:
         cached, cached_tokens = run({}, question, history)
         cold, _ = run({"cache_prompt": False}, question, history)
         rows.append((name, cached, cold, cold / cached if cached else None, cached_tokens))
-    shared.close()
+    if server is not None:
+        server.stop()
     return rows
     return 0
 
