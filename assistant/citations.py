@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .text import MARKER, numbers_in, sentences
 from .types import Citation, Source
 
-__all__ = ["MARKER", "Parsed", "numbers_in", "attribute", "has_words", "parse", "titles_answer"]
+__all__ = ["MARKER", "Parsed", "numbers_in", "attribute", "has_words", "parse"]
 
 
 
@@ -86,8 +86,3 @@ def _attribute_line(line: str, sources: tuple[Source, ...], coverage) -> str:
 def has_words(text: str) -> bool:
     """True when the text says something besides citation markers."""
     return bool(re.search(r"[A-Za-z]{2}", MARKER.sub("", text)))
-
-
-def titles_answer(cited: tuple[Citation, ...]) -> str:
-    """An answer made of the cited sources' titles, for a reply that held only markers."""
-    return "Relevant papers: " + "; ".join(f"{c.title} [{c.n}]" for c in cited) + "."
