@@ -33,7 +33,8 @@ def _isolated_env(monkeypatch, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def bundled_store(tmp_path_factory):
-    """Settings of a store holding the bundled collection, ingested once per test session (~1 min).
+    """Settings of a store holding the bundled collection, ingested once per test session (~3 s:
+    its vectors ship with the package).
 
     Tests must not write to it; copy it (shutil.copytree) to change it.
     """

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -236,6 +237,7 @@ def injected_store(tmp_path, bundled_store, llm_settings):
     extra.write_text(json.dumps(INJECTED) + "\n")
     settings = llm_settings.model_copy(update={"store_dir": tmp_path / "store",
                                                "cache_dir": bundled_store.cache_dir})
+    shutil.copytree(bundled_store.store_dir, settings.store_dir)  # then only the note is new
     ingest(settings, [*bundled_paths(), extra])
     return settings
 
