@@ -8,8 +8,10 @@ The API key, if any, comes from the environment variable PAPERS_SERVE_API_KEY (n
 background threads; this process then only waits for SIGTERM/SIGINT and exits at once (the OS
 frees the model; there is nothing to flush).
 
-Why a child process and not the server in our own process (measured on 2 busy cores, see
-benchmarks/README.md): both load in the same ~3-6 s and the same ~1.9 GB, but a child
+Why a child process and not the server in our own process: on 2 busy cores an in-process
+`xllamacpp.Server` was ready in 5.9 s at 1.9 GB RSS, a child in 4.2 s at the same size (one
+measurement each, 2026-11-23), so start-up and memory do not decide it. What does (reasoned, not
+benchmarked): a child
 - is isolated: an abort inside llama.cpp (a bad GGUF, an allocation failure) cannot take the
   chat down with it, and we report its log line instead;
 - stops at once on Ctrl-C: the C++ server's threads ignore Python's KeyboardInterrupt, so an
