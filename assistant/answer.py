@@ -184,7 +184,7 @@ class Assistant:
         retrieval_s = time.perf_counter() - start
         yield Retrieved(query=query, hits=tuple(hits), sources=sources, retrieval_s=retrieval_s)
         model_name = model or self.llm_model_name()
-        first_token_s, claims, shown, visible = None, [], [], False
+        first_token_s, claims, visible = None, [], False
         for source in sources:
             line = yield from self._line(query, source, model, strict, visible)
             visible = visible or line.visible
@@ -194,7 +194,6 @@ class Assistant:
             model_name = line.model or model_name
             if line.claim is not None:
                 claims.append(line.claim)
-                shown.append(line.shown)
         if not claims:
             text = self.abstention_text(assessment.closest)
             yield ("\n" if visible else "") + text
@@ -203,7 +202,7 @@ class Assistant:
                          closest=tuple(h.title for h in assessment.closest),
                          timings=Timings(retrieval_s, first_token_s, time.perf_counter() - start))
             return
-        text = "\n".join(shown)
+        text = "\n".join(c.text for c in claims)
         parsed = citations.parse(text, sources)
         yield Answer(
             question=question, text=parsed.text, citations=parsed.citations, sources=sources,
@@ -217,7 +216,7 @@ class Assistant:
         from .compose import GRAMMAR, LINE_TOKENS, LineStream, LinkFilter, line_text, messages
 
         result = _Line(started=time.perf_counter())
-        stream, links, held = LineStream(source.title), LinkFilter(), ""
+        stream, links = LineStream(source.title), LinkFilter()
         # A source that talks to the model is not streamed live: its line is checked first.
         live = not strict and not self.claim_checker.has_instructions(source.text)
         completion = None
@@ -231,15 +230,14 @@ class Assistant:
                 result.first_token_s = time.perf_counter() - result.started
             if not live:
                 continue  # the whole line is checked before any of it is shown
-            out = held + links.feed(stream.feed(event))
-            # A final full stop is held back: the citation goes before it ("... gap [1].").
-            out, held = (out[:-1], ".") if out.endswith(".") else (out, "")
+            out = links.feed(stream.feed(event))  # whole words only: it ends in whitespace
             if out:
                 yield (("\n" if after else "") + out) if not opened else out
                 opened = result.visible = True
         if opened or stream.decided:  # the last word, held back in case it was a link
-            tail = held + links.close()
-            tail, held = (tail[:-1], ".") if tail.endswith(".") else (tail, "")
+            tail = links.close()
+            # Its full stop is left for the citation to go before it ("... gap [1].").
+            tail = tail[:-1] if tail.endswith(".") else tail
             if tail:
                 yield tail if opened else ("\n" if after else "") + tail
                 opened = result.visible = True
@@ -256,7 +254,7 @@ class Assistant:
             return result  # an instructed line is never shown (its source was not streamed)
         # Streamed: only the citation is left to show; otherwise the whole checked line.
         yield end if opened else ("\n" if after else "") + line
-        result.shown, result.visible = line, True
+        result.visible = True
         result.claim = Claim(text=line, cites=(source.n,), supported=support.supported,
                              reason=support.reason, origin="generated")
         return result
@@ -318,6 +316,5 @@ class _Line:
     first_token_s: float | None = None
     usage: Usage = field(default_factory=Usage)
     model: str = ""
-    shown: str = ""
-    claim: Claim | None = None
+    claim: Claim | None = None  # its text is the line as shown
     visible: bool = False  # some of it was streamed to the user
