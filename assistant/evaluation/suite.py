@@ -374,23 +374,27 @@ def known_metric_paths() -> set[str]:
     return {g + leaf for g in groups for leaf in leaves}
 
 
-def metric_at(report: dict, path: str) -> Any:
-    """`by_kind.fact.facts.accuracy` -> the value (keys may contain '@', never '.')."""
+_ABSENT = object()
+
+
+def _lookup(report: dict, path: str) -> Any:
+    """The value at `path` (keys may contain '@', never '.'), or _ABSENT."""
     cur: Any = report
     for part in path.split("."):
         if not isinstance(cur, dict) or part not in cur:
-            return None
+            return _ABSENT
         cur = cur[part]
     return cur
 
 
+def metric_at(report: dict, path: str) -> Any:
+    """`by_kind.fact.facts.accuracy` -> the value; None where the report has no such path."""
+    value = _lookup(report, path)
+    return None if value is _ABSENT else value
+
+
 def _present(report: dict, path: str) -> bool:
-    cur: Any = report
-    for part in path.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return False
-        cur = cur[part]
-    return True
+    return _lookup(report, path) is not _ABSENT
 
 
 def check_thresholds(report: dict, thresholds: dict[str, dict[str, float]]) -> list[str]:
