@@ -170,28 +170,35 @@ def test_read_only_store_mount(tmp_path, capsys, monkeypatch, small_store):
     assert snapshot(store_dir) == before  # nothing lost
 
 
-def test_read_only_store_injected(tmp_path, capsys, monkeypatch, small_store):
+def _ingest_with_failing_upsert(tmp_path, capsys, monkeypatch, store_dir, sqlite_error: str):
+    """Ingest 3 new papers while Chroma's upsert raises `sqlite_error`; (code, stderr)."""
     from chromadb.api.models.Collection import Collection
     from chromadb.errors import InternalError
 
-    store_dir, corpus = small_store
-    before = snapshot(store_dir)
-
-    def readonly(self, **kw):
-        raise InternalError("error returned from database: (code: 8) attempt to write a readonly database")
+    def fail(self, **kw):
+        raise InternalError(f"error returned from database: {sqlite_error}")
 
     real_upsert = Collection.upsert
-    monkeypatch.setattr(Collection, "upsert", readonly)
+    monkeypatch.setattr(Collection, "upsert", fail)
     more = write_corpus(tmp_path / "more.jsonl", 3, prefix="Narwhal study")
     code, _, err = run(capsys, monkeypatch, store_dir, "ingest", str(more))
-    one_line_error(code, err, f"cannot write to {store_dir}")
     monkeypatch.setattr(Collection, "upsert", real_upsert)
+    return code, err
+
+
+def test_read_only_store_injected(tmp_path, capsys, monkeypatch, small_store):
+    store_dir, corpus = small_store
+    before = snapshot(store_dir)
+    code, err = _ingest_with_failing_upsert(tmp_path, capsys, monkeypatch, store_dir,
+                                            "(code: 8) attempt to write a readonly database")
+    one_line_error(code, err, f"cannot write to {store_dir}")
     assert snapshot(store_dir) == before
 
     def denied(self, *args, **kw):
         raise PermissionError(errno.EACCES, "Permission denied", str(self))
 
     monkeypatch.setattr(Path, "mkdir", denied)
+    more = tmp_path / "more.jsonl"  # written by _ingest_with_failing_upsert
     code, _, err = run(capsys, monkeypatch, tmp_path / "new-store", "ingest", str(more))
     one_line_error(code, err, "cannot write to", "check its permissions or set PAPERS_STORE_DIR")
 
@@ -306,21 +313,11 @@ def test_full_disk_injected_at_the_bm25_write(tmp_path, capsys, monkeypatch, sma
 
 
 def test_full_disk_injected_at_the_chroma_write(tmp_path, capsys, monkeypatch, small_store):
-    from chromadb.api.models.Collection import Collection
-    from chromadb.errors import InternalError
-
     store_dir, corpus = small_store
     before = snapshot(store_dir)
-
-    def full(self, **kw):
-        raise InternalError("error returned from database: (code: 13) database or disk is full")
-
-    real_upsert = Collection.upsert
-    monkeypatch.setattr(Collection, "upsert", full)
-    more = write_corpus(tmp_path / "more.jsonl", 3, prefix="Narwhal study")
-    code, _, err = run(capsys, monkeypatch, store_dir, "ingest", str(more))
+    code, err = _ingest_with_failing_upsert(tmp_path, capsys, monkeypatch, store_dir,
+                                            "(code: 13) database or disk is full")
     one_line_error(code, err, f"the disk holding {store_dir} is full")
-    monkeypatch.setattr(Collection, "upsert", real_upsert)
     assert snapshot(store_dir) == before
 
 
