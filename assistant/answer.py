@@ -83,7 +83,7 @@ class Assistant:
             ensure_tiktoken(self.settings.cache_dir)
             store = Store.open(self.settings)
             if store.count() == 0:
-                raise Store._missing(self.settings)
+                raise Store.missing_error(self.settings)
             self._store = store
         return self._store
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from rich.table import Table
 
 from .config import Settings
 from .errors import PapersError, user_message
-from .text import StreamCleaner, clean
+from .text import StreamCleaner, clean, json_line
 from .types import Filters
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -119,7 +118,7 @@ def search(
     if as_json:
         results = [{"rank": h.rank, "title": h.title, "paper_id": h.paper_id,
                     "score": round(h.score, 4), "snippet": h.snippet} for h in hits]
-        print(json.dumps({"query": query, "results": results}, ensure_ascii=False))
+        print(json_line({"query": query, "results": results}))
         return
     if not hits:
         out.print("No papers match.")
@@ -173,7 +172,7 @@ def ask(
                 out.file.flush()
         assert answer is not None
     if as_json:
-        print(json.dumps(answer.to_dict(), ensure_ascii=False))
+        print(json_line(answer.to_dict()))
         return
     out.print()
     if answer.citations:

@@ -81,7 +81,7 @@ def ingest(
         store.bump_generation()  # again: a search during the run may have indexed a partial store
     if rebuild:
         store = store.swap_into(settings)
-    BM25Index.for_store(store, must_save=True)  # rebuilt and saved when the generation changed
+    BM25Index.refresh(store)  # rebuilt page by page and saved when the generation changed
     return IngestReport(
         added=run.added,
         updated=run.todo - run.added,

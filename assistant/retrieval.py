@@ -13,6 +13,7 @@ divided by the best possible score (first in both), so 1.0 means "top of both li
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -24,17 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from . import bm25
+from .bm25 import bm25_text, chunk_of, chunk_record
+from .bm25 import tokenize as _tokenize
 from .config import Settings
 from .store import Store
 from .types import Chunk, Filters, Hit
-
-_HYPHENATED = re.compile(r"\b(\w+)-(\w+)\b")
-
-
-def bm25_text(text: str) -> str:
-    """Hyphenated words also count joined and split: "pre-training" matches "pretraining"."""
-    return _HYPHENATED.sub(r"\1\2 \1 \2", text.lower())
-
 
 # --- names and acronyms an abstract defines -------------------------------------------------
 # "prior-data fitted networks (PFNs)", "Masked Structural Growth (MSG)": the token in brackets;
@@ -85,26 +81,6 @@ def _case_ok(query_token: str, name: str) -> bool:
     if name.isalpha() and name.isupper():
         return _singular(query_token).isupper()
     return True
-
-
-def _tokenize(texts: Sequence[str], return_ids: bool):
-    import bm25s
-    import Stemmer
-
-    return bm25s.tokenize(
-        [bm25_text(t) for t in texts], stopwords="en", stemmer=Stemmer.Stemmer("english"),
-        show_progress=False, return_ids=return_ids,
-    )
-
-
-def _chunk_record(c: Chunk) -> dict:
-    return {"id": c.chunk_id, "p": c.paper_id, "t": c.title, "x": c.text, "i": c.position,
-            "n": c.n_chunks, "y": c.year, "c": list(c.categories), "s": list(c.sources)}
-
-
-def _chunk_of(r: dict) -> Chunk:
-    return Chunk(chunk_id=r["id"], paper_id=r["p"], title=r["t"], text=r["x"], position=r["i"],
-                 n_chunks=r["n"], year=r["y"], categories=tuple(r["c"]), sources=tuple(r["s"]))
 
 
 def matches(chunk: Chunk, filters: Filters | None) -> bool:
@@ -160,47 +136,20 @@ class BM25Index:
 
     @classmethod
     def build(cls, chunks: list[Chunk], generation: str) -> "BM25Index":
-        import bm25s
-
-        retriever = bm25s.BM25()
-        df: Counter[str] = Counter()
-        if chunks:
-            tokens = _tokenize([c.embed_text for c in chunks], True)
-            retriever.index(tokens, show_progress=False)
-            words = {i: w for w, i in tokens.vocab.items()}
-            for doc in tokens.ids:
-                df.update(words[i] for i in set(doc))
-        return cls(retriever, chunks, generation, dict(df))
+        builder = bm25.Builder()
+        builder.add([c.embed_text for c in chunks])
+        retriever, df = builder.finish()
+        return cls(retriever, chunks, generation, df)
 
     def save(self, folder: Path) -> None:
-        """Write the index to a temporary folder beside `folder`, then swap it into place.
+        """Write the index to a temporary folder beside `folder`, then swap it into place."""
 
-        A reader never sees a half-written index: it finds the old folder, the new one, or (for
-        the instant between the two renames) none, and then builds its own from the store.
-        """
-        import shutil
-        import uuid
-
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tag = uuid.uuid4().hex[:8]
-        tmp = folder.with_name(f".{folder.name}.tmp-{tag}")
-        old = folder.with_name(f".{folder.name}.old-{tag}")
-        try:
-            tmp.mkdir()
-            if self.chunks:
-                self._retriever.save(str(tmp / "bm25"))
+        def fill(tmp: Path) -> None:
             with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
-                for c in self.chunks:
-                    fh.write(json.dumps(_chunk_record(c), ensure_ascii=False) + "\n")
-            (tmp / "df.json").write_text(json.dumps(self._df))
-            meta = {"generation": self.generation, "chunks": len(self.chunks)}
-            (tmp / "meta.json").write_text(json.dumps(meta))
-            if folder.exists():
-                folder.rename(old)
-            tmp.rename(folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.rmtree(old, ignore_errors=True)
+                fh.writelines(json.dumps(chunk_record(c), ensure_ascii=False) + "\n" for c in self.chunks)
+            bm25.write_parts(tmp, self._retriever, self._df, self.generation, len(self.chunks))
+
+        bm25.swap_in(folder, fill)
 
     @classmethod
     def load(cls, folder: Path, generation: str) -> "BM25Index | None":
@@ -212,7 +161,7 @@ class BM25Index:
             if json.loads(meta)["generation"] != generation:
                 return None
             with open(folder / "chunks.jsonl", encoding="utf-8") as fh:
-                chunks = [_chunk_of(json.loads(line)) for line in fh]
+                chunks = [chunk_of(json.loads(line)) for line in fh]
             retriever = bm25s.BM25.load(str(folder / "bm25")) if chunks else bm25s.BM25()
             df = json.loads((folder / "df.json").read_text())
             # A truncated chunks.jsonl, or a save swapped in while we read: not this index.
@@ -225,24 +174,36 @@ class BM25Index:
         return cls(retriever, chunks, generation, df)
 
     @classmethod
-    def for_store(cls, store: Store, *, must_save: bool = False) -> "BM25Index":
+    def for_store(cls, store: Store) -> "BM25Index":
         """The store's BM25 index: loaded from beside the store, or built from it and saved.
 
-        Saving is a cache: a search on a read-only or full store still gets its index (built in
-        memory); `must_save` (ingest) lets the OSError through, so the user learns of it.
+        Saving is a cache here: a search on a read-only or full store still gets its index
+        (built in memory). Ingest saves through `refresh`, which reports such failures.
         """
         folder = store.local_dir() / "bm25"
         index = cls.load(folder, store.generation)
         if index is None:
             index = cls.build(list(store.iter_chunks()), store.generation)
-            try:
+            with contextlib.suppress(OSError):
                 index.save(folder)
-            except OSError as exc:
-                if must_save:
-                    from .store import store_failure
-
-                    raise (store_failure(exc, str(folder.parent)) or exc) from None
         return index
+
+    @classmethod
+    def refresh(cls, store: Store) -> None:
+        """Ingest's path: rebuild the saved index when the store changed, page by page (bm25.py).
+
+        Unlike `for_store` it never holds the collection in memory, and a failure to save is
+        the user's to know (a read-only or full store), so the OSError becomes a PapersError.
+        """
+        folder = store.local_dir() / "bm25"
+        if bm25.is_current(folder, store.generation):
+            return
+        try:
+            bm25.write_for_store(store, folder)
+        except OSError as exc:
+            from .store import store_failure
+
+            raise (store_failure(exc, str(folder.parent)) or exc) from None
 
     # --- fields derived from the chunks (built on first use, ~0.1 s per 1,000 chunks) -------
     @cached_property

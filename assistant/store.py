@@ -265,7 +265,7 @@ class Store:
         from chromadb.errors import NotFoundError
 
         if not create and not settings.chroma_url and not (settings.store_dir / "chroma.sqlite3").exists():
-            raise cls._missing(settings)
+            raise cls.missing_error(settings)
         client = _client(settings, write=create)
         expected = cls.expected_metadata(settings)
         where = describe_location(settings)
@@ -274,7 +274,7 @@ class Store:
                 collection = client.get_collection(settings.collection, embedding_function=None)
         except NotFoundError:
             if not create:
-                raise cls._missing(settings) from None
+                raise cls.missing_error(settings) from None
             with translated(where):
                 collection = client.create_collection(
                     settings.collection,
@@ -305,7 +305,8 @@ class Store:
         }
 
     @staticmethod
-    def _missing(settings: Settings) -> StoreMissingError:
+    def missing_error(settings: Settings) -> StoreMissingError:
+        """The error for a store that does not exist or holds nothing: says how to build it."""
         return StoreMissingError(
             f"no paper store at {describe_location(settings)}: build it with `papers ingest` "
             "(the bundled collection) or `papers ingest PATH...`"
@@ -378,7 +379,14 @@ class Store:
     def count(self) -> int:
         return self._collection.count()
 
-    def _pages(self, include: list[str], where=None, page: int = 5000) -> Iterator[dict]:
+    @property
+    def ef_search(self) -> int:
+        """The collection's HNSW ef_search: candidates a query visits (>= size: exact search)."""
+        return int(((self._collection.configuration or {}).get("hnsw") or {}).get("ef_search", 0))
+
+    def _pages(self, include: list[str], where=None, page: int = 1000) -> Iterator[dict]:
+        # 1,000 a page: Chroma builds ~32 KB of results a chunk while a page is read (~160 MB
+        # at 5,000), and offset paging costs little at this size (benchmarks/README.md, 5).
         offset = 0
         while True:
             got = self._collection.get(include=include, where=where, limit=page, offset=offset)
@@ -399,10 +407,15 @@ class Store:
                 st[3] = max(st[3], int(meta["position"]))
         return {pid: PaperState(*st) for pid, st in states.items()}
 
+    def iter_chunk_pages(self, page: int = 1000) -> Iterator[list[Chunk]]:
+        """Every chunk, `page` at a time, in the store's order."""
+        for got in self._pages(["metadatas", "documents"], page=page):
+            yield [chunk_from(cid, doc, meta)
+                   for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])]
+
     def iter_chunks(self) -> Iterator[Chunk]:
-        for got in self._pages(["metadatas", "documents"]):
-            for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"]):
-                yield chunk_from(cid, doc, meta)
+        for page in self.iter_chunk_pages():
+            yield from page
 
     def query(self, embedding, n: int, filters: Filters | None = None) -> list[tuple[Chunk, float]]:
         """Nearest chunks with cosine similarity (1 - cosine distance), best first."""

@@ -104,6 +104,7 @@ _COMPLETE = re.compile(
 )
 # C0 controls but newline and tab, DEL, and the C1 range.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_C1 = re.compile(r"[\x7f-\x9f]")
 
 
 def clean(text: str) -> str:
@@ -111,6 +112,15 @@ def clean(text: str) -> str:
     if not text or not (_CONTROL.search(text)):
         return text
     return _CONTROL.sub("", _ESCAPE.sub("", text))
+
+
+def json_line(value) -> str:
+    """`value` as one line of JSON safe for a terminal: non-ASCII text kept, DEL and the C1
+    controls escaped like the C0 ones json already escapes (U+009B is a CSI to some terminals)."""
+    import json
+
+    text = json.dumps(value, ensure_ascii=False)
+    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class StreamCleaner:

@@ -74,6 +74,10 @@ def main(argv=None) -> int:
     ap.add_argument("--show-answers", action="store_true", help="print each answer's text")
     ap.add_argument("--no-cache-bench", action="store_true",
                     help="skip the prompt-cache comparison (cached vs cache_prompt=false)")
+    ap.add_argument("--old-backend", metavar="PYTHON", default=None,
+                    help="only compare backends: the same questions against the embedded xllamacpp "
+                         "server and llama-cpp-python's llama_cpp.server run by PYTHON (a venv with "
+                         "llama-cpp-python[server] installed), alternating, in one run")
     ap.add_argument("--no-probe", action="store_true",
                     help="skip the 1-token request timed before each question (the server-wait baseline)")
     args = ap.parse_args(argv)
@@ -98,6 +102,10 @@ def main(argv=None) -> int:
     print(f"model: {settings.model_name} at {base_url or 'embedded server started by the Assistant'}")
 
     questions = pick_questions(args.n, [k.strip() for k in args.kinds.split(",") if k.strip()])
+    if args.old_backend:
+        compare_backends(store_settings, questions, args.old_backend)
+        common.footer()
+        return 0
     rows, ttfts, totals, prompts, recalls, probes = [], [], [], [], [], []
     with Assistant(settings) as assistant:
         assistant.search("warm up the retriever")  # store, BM25 and MiniLM loads, not timed below
@@ -168,6 +176,69 @@ def main(argv=None) -> int:
     if base_url:
         print("note: the model server is shared; a request queued behind another engineer's shows as ttft.")
     common.footer()
+
+
+def compare_backends(settings, questions: list[dict], old_python: str) -> None:
+    """xllamacpp (the embedded default) against llama-cpp-python's server, in one run.
+
+    Both servers load the same GGUF with 2 threads and a 4096-token window and stay up side by
+    side (only the one asked works; an idle server costs no CPU), each keeping its own prompt
+    cache. Each question goes to both, the order alternating per question, so drift in the
+    machine's load falls on both alike. Requests are identical: same prompts, same grammar.
+    """
+    from assistant.answer import Assistant
+    from assistant.config import LOCAL_MODEL
+    from assistant.local_server import LocalServer
+    from assistant.types import Answer
+
+    class OldServer(LocalServer):
+        def _command(self, model):
+            s = self.settings
+            return [old_python, "-m", "llama_cpp.server", "--model", str(model),
+                    "--model_alias", LOCAL_MODEL, "--host", self.host, "--port", str(self.port),
+                    "--n_threads", str(s.local_threads), "--n_ctx", str(s.local_ctx)]
+
+        def _wait_ready(self):  # llama_cpp.server has no /health: ready when it lists models
+            from assistant import local_server
+
+            while not local_server._answers(self.host, self.port, "/v1/models"):
+                if self._proc.poll() is not None or time.monotonic() - self._started_at > 300:
+                    raise SystemExit(f"llama_cpp.server did not start; see {self.log_path}")
+                time.sleep(0.2)
+            self.start_seconds = time.monotonic() - self._started_at
+
+    servers = {"xllamacpp": LocalServer(settings), "llama-cpp-python": OldServer(settings)}
+    figures: dict[str, dict[str, list[float]]] = {name: {"ttft": [], "total": []} for name in servers}
+    started = {}
+    try:
+        for name, server in servers.items():
+            server.start()
+            started[name] = server.start_seconds
+        assistants = {name: Assistant(settings.model_copy(update={
+            "llm_base_url": server.base_url, "llm_model": LOCAL_MODEL, "llm_grammar": True,
+            "context_window": settings.local_ctx})) for name, server in servers.items()}
+        for a in assistants.values():  # store, BM25, MiniLM and each server's system prompt
+            next(e for e in a.stream_events(questions[0]["question"]) if isinstance(e, Answer))
+        names = list(servers)
+        for i, q in enumerate(questions):
+            for name in (names if i % 2 == 0 else names[::-1]):
+                t0 = time.perf_counter()
+                answer = next(e for e in assistants[name].stream_events(q["question"])
+                              if isinstance(e, Answer))
+                total = time.perf_counter() - t0
+                figures[name]["ttft"].append(answer.timings.first_token_s or total)
+                figures[name]["total"].append(total)
+                print(f"  {q['id']} {name}: ttft {figures[name]['ttft'][-1]:.1f} s, total {total:.1f} s, "
+                      f"load {common.load()[0]:.2f}", file=sys.stderr, flush=True)
+    finally:
+        for server in servers.values():
+            server.stop()
+    new, old = figures["xllamacpp"], figures["llama-cpp-python"]
+    rows = [(f"median {k} (s)", common.median(new[k]), common.median(old[k]),
+             common.median(old[k]) / common.median(new[k])) for k in ("ttft", "total")]
+    rows.append(("server start (s)", started.get("xllamacpp"), started.get("llama-cpp-python"), None))
+    print()
+    common.table(["figure", "xllamacpp", "llama-cpp-python", "old / new"], rows, digits=2)
 
 
 def cache_gain(settings, questions: list[dict]) -> list[tuple]:

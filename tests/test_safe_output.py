@@ -74,7 +74,10 @@ def test_hostile_abstract_through_ingest_search_and_open(tmp_path):
 
     as_json = papers("search", "quokka tide prediction", "--json",
                      store_dir=settings.store_dir)
-    assert "\x1b" not in as_json.stdout  # JSON escapes it as \u001b: data, not a sequence
+    for ch in HOSTILE:  # JSON escapes ESC as \u001b and the 8-bit CSI as \u009b: data
+        assert ch not in as_json.stdout, f"{ch!r} reached the terminal"
+    result = json.loads(as_json.stdout)["results"][0]
+    assert "\x9b31m" in result["snippet"] and OSC52_BEL in result["title"]  # kept exactly, as data
 
     # /sources and /open in a piped chat; the answer (with its own sequences) needs no model.
     with Assistant(settings) as real:

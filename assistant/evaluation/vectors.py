@@ -106,8 +106,8 @@ def eval_store(settings: Settings, embed: EmbedFn) -> Settings:
     The store's HNSW search is made exhaustive (ef_search >= its size): with Chroma's default
     (100) the 50 nearest chunks of a query differ from one process to the next (a true
     neighbour is sometimes missed), so the sources of a prompt could change between recording
-    and replay. Chroma reads ef_search when it loads the index, so it is set on the empty
-    collection, before ingest loads anything; a store built otherwise is rebuilt.
+    and replay. Chroma reads ef_search when it loads the index, so the collection is created
+    with it, before ingest loads anything; a store built otherwise is rebuilt.
     """
     from assistant.errors import StoreMismatchError
     from assistant.ingest import ingest
@@ -117,17 +117,15 @@ def eval_store(settings: Settings, embed: EmbedFn) -> Settings:
         settings = settings.model_copy(update={"chroma_url": None, "chroma_token": None})
     folder = Path(settings.cache_dir) / "eval-store" / store_key(settings)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    store_settings = settings.model_copy(update={"store_dir": folder, "collection": "papers"})
+    store_settings = settings.model_copy(
+        update={"store_dir": folder, "collection": "papers", "hnsw_ef_search": EF_SEARCH})
     try:
         store = Store.open(store_settings, create=True)
     except StoreMismatchError:
         Store.delete(store_settings)
         store = Store.open(store_settings, create=True)
-    collection = store._collection  # the eval's private store: tuned here, nowhere else
-    if ((collection.configuration or {}).get("hnsw") or {}).get("ef_search", 0) < EF_SEARCH:
-        if store.count():
-            Store.delete(store_settings)
-            collection = Store.open(store_settings, create=True)._collection
-        collection.modify(configuration={"hnsw": {"ef_search": EF_SEARCH}})
+    if store.ef_search < EF_SEARCH:  # built before ef_search was set when it is created
+        Store.delete(store_settings)
+        Store.open(store_settings, create=True)
     ingest(store_settings, None, embed=embed)
     return store_settings

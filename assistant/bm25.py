@@ -1,0 +1,179 @@
+"""The BM25 side's text handling and index files: terms, a page-by-page builder, swap-in saves.
+
+Memory (why a builder and not `bm25s.BM25.index` over a list of chunks): an ingest rebuilds the
+index from the whole store. Holding every Chunk and bm25s's Python token lists costs ~7 KB a
+chunk, and reading the store 5,000 chunks a page makes Chroma build ~160 MB of results at once;
+at 200,000 arXiv abstracts that alone is over 1.5 GB. `write_for_store` instead reads the store
+PAGE chunks at a time, writes each chunk's record straight to `chunks.jsonl` and keeps only its
+term ids (int32, one flat array a page: ~0.3 KB a chunk). The scores are then computed by bm25s's
+own `build_index_from_ids`, so the index is the one `bm25s.BM25.index` would build: the same
+scores for the same documents (vocabulary ids may be numbered differently; they never reach a
+result). See benchmarks/README.md section 5 for the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .types import Chunk
+
+PAGE = 1000  # chunks read from the store at once (Chroma's results for 1,000: ~30 MB)
+
+_HYPHENATED = re.compile(r"\b(\w+)-(\w+)\b")
+
+
+def bm25_text(text: str) -> str:
+    """Hyphenated words also count joined and split: "pre-training" matches "pretraining"."""
+    return _HYPHENATED.sub(r"\1\2 \1 \2", text.lower())
+
+
+def tokenize(texts: Sequence[str], return_ids: bool):
+    """Stemmed, stop-word-free terms of each text (bm25s.Tokenized when `return_ids`)."""
+    import bm25s
+    import Stemmer
+
+    return bm25s.tokenize(
+        [bm25_text(t) for t in texts], stopwords="en", stemmer=Stemmer.Stemmer("english"),
+        show_progress=False, return_ids=return_ids,
+    )
+
+
+def chunk_record(c: Chunk) -> dict:
+    return {"id": c.chunk_id, "p": c.paper_id, "t": c.title, "x": c.text, "i": c.position,
+            "n": c.n_chunks, "y": c.year, "c": list(c.categories), "s": list(c.sources)}
+
+
+def chunk_of(r: dict) -> Chunk:
+    return Chunk(chunk_id=r["id"], paper_id=r["p"], title=r["t"], text=r["x"], position=r["i"],
+                 n_chunks=r["n"], year=r["y"], categories=tuple(r["c"]), sources=tuple(r["s"]))
+
+
+class _Docs:
+    """The builder's documents as bm25s iterates them: one list of term ids each, made on demand."""
+
+    def __init__(self, pages: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        self._pages = pages
+
+    def __len__(self) -> int:
+        return sum(len(lengths) for _, lengths in self._pages)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for flat, lengths in self._pages:
+            start = 0
+            for n in lengths.tolist():
+                yield flat[start : start + n].tolist()
+                start += n
+
+
+class Builder:
+    """Chunks' texts added a page at a time; `finish` gives the bm25s index and term frequencies.
+
+        b = Builder(); b.add(["stability gap in pre-training", "gap"])
+        retriever, df = b.finish()  # df: {"stabil": 1, "gap": 2, "pretrain": 1, "pre": 1, "train": 1}
+    """
+
+    def __init__(self) -> None:
+        self.vocab: dict[str, int] = {}  # stemmed term -> id
+        self._pages: list[tuple[np.ndarray, np.ndarray]] = []  # (term ids, terms per chunk)
+
+    def add(self, texts: Sequence[str]) -> None:
+        ids: list[int] = []
+        lengths = []
+        vocab = self.vocab
+        for terms in tokenize(texts, False):
+            ids += [vocab.setdefault(t, len(vocab)) for t in terms]
+            lengths.append(len(terms))
+        self._pages.append((np.array(ids, dtype=np.int32), np.array(lengths, dtype=np.int64)))
+
+    def finish(self):
+        """(bm25s.BM25, {term: number of chunks containing it}), as `BM25.index` would build it."""
+        import bm25s
+
+        retriever = bm25s.BM25()
+        docs = _Docs(self._pages)
+        if not len(docs):
+            return retriever, {}
+        vocab = dict(self.vocab)
+        # What BM25.index does with a Tokenized corpus, step for step.
+        retriever.scores = retriever.build_index_from_ids(
+            unique_token_ids=list(vocab.values()), corpus_token_ids=docs, show_progress=False)
+        if "" not in vocab:
+            vocab[""] = max(vocab.values()) + 1
+        retriever.vocab_dict = vocab
+        retriever.unique_token_ids_set = set(vocab.values())
+        counts = np.zeros(len(self.vocab), dtype=np.int64)
+        for flat, lengths in self._pages:
+            starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+            for start, n in zip(starts.tolist(), lengths.tolist()):
+                counts[np.unique(flat[start : start + n])] += 1
+        df = {term: int(counts[i]) for term, i in self.vocab.items() if counts[i]}
+        return retriever, df
+
+
+def swap_in(folder: Path, fill: Callable[[Path], None]) -> None:
+    """Let `fill` write an index into a temporary folder beside `folder`, then swap it into place.
+
+    A reader never sees a half-written index: it finds the old folder, the new one, or (for the
+    instant between the two renames) none, and then builds its own from the store.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tag = uuid.uuid4().hex[:8]
+    tmp = folder.with_name(f".{folder.name}.tmp-{tag}")
+    old = folder.with_name(f".{folder.name}.old-{tag}")
+    try:
+        tmp.mkdir()
+        fill(tmp)
+        if folder.exists():
+            folder.rename(old)
+        tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_parts(tmp: Path, retriever, df: dict[str, int], generation: str, n_chunks: int) -> None:
+    """The index's files besides chunks.jsonl; meta.json last (its chunk count is checked on load)."""
+    if n_chunks:
+        retriever.save(str(tmp / "bm25"))
+    (tmp / "df.json").write_text(json.dumps(df))
+    (tmp / "meta.json").write_text(json.dumps({"generation": generation, "chunks": n_chunks}))
+
+
+def is_current(folder: Path, generation: str) -> bool:
+    """Whether the saved index in `folder` is this generation's and whole (without loading it)."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        with open(folder / "chunks.jsonl", "rb") as fh:
+            lines = sum(1 for _ in fh)
+        json.loads((folder / "df.json").read_text())
+        return (meta["generation"] == generation and meta["chunks"] == lines
+                and (lines == 0 or (folder / "bm25").is_dir()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def write_for_store(store, folder: Path) -> None:
+    """Build the store's index page by page and save it to `folder` (ingest's path).
+
+    Holds one page of chunks and every chunk's term ids, never the whole collection.
+    """
+    generation = store.generation
+
+    def fill(tmp: Path) -> None:
+        builder, n = Builder(), 0
+        with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
+            for page in store.iter_chunk_pages(PAGE):
+                builder.add([c.embed_text for c in page])
+                fh.writelines(json.dumps(chunk_record(c), ensure_ascii=False) + "\n" for c in page)
+                n += len(page)
+        retriever, df = builder.finish()
+        write_parts(tmp, retriever, df, generation, n)
+
+    swap_in(folder, fill)
