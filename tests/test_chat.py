@@ -269,6 +269,7 @@ def test_piped_commands_errors_and_exit_status():
     code, out, err = _piped(script, fake)
     assert code == 1  # a question failed
     assert "error: cannot reach the model server" in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err  # one line, then on
     assert "Unknown command /bogus" in out
     assert [c["question"] for c in fake.calls] == ["llmfail", "How?"]
     assert fake.calls[-1]["k"] == 2 and fake.calls[-1]["filters"] == Filters(year_min=2024)
@@ -300,6 +301,7 @@ def test_missing_store_at_start_keeps_the_session(monkeypatch, tmp_path):
                     error_output=err)
     assert code == 1
     assert err.getvalue().count("run `papers ingest` first") == 3  # at start, then each question
+    assert "Traceback" not in err.getvalue()
     assert "/sources" in out.getvalue() and len(tries) == 3
 
 

@@ -6,6 +6,7 @@ import csv
 import gzip
 import json
 import re
+import zlib
 from pathlib import Path
 
 import pytest
@@ -453,6 +454,9 @@ def test_truncated_gz_keeps_good_records(tmp_path):
     result = read_papers([path])
     assert 0 < len(result.papers) < 200
     assert len(result.problems) == 1 and "cannot read further" in result.problems[0].reason
+    readable = zlib.decompressobj(wbits=31).decompress(data[: len(data) // 2])
+    assert len(result.papers) == readable.count(b"\n")  # every whole line before the cut
+    assert result.problems[0].line == len(result.papers) + 1  # names the line it stopped at
 
 
 def test_directory_expands_to_supported_files_sorted(tmp_path):

@@ -198,6 +198,7 @@ def test_model_not_found(status, payload):
     with loopback(json_reply(status, payload)) as (url, _):
         message = _error(_settings(url))
     assert message.startswith(f"the model 'fake' is not served at {url} (HTTP 404)")
+    assert "\n" not in message
     assert "PAPERS_LLM_MODEL" in message and f"{url}/models" in message
 
 
@@ -254,8 +255,9 @@ def test_connection_broken_mid_stream():
     with loopback(sse_reply([_chunk("Par")], cut=True)) as (url, _), LLM(_settings(url)) as llm:
         stream = llm.stream(QUESTION, max_tokens=8)
         assert next(stream) == "Par"
-        with pytest.raises(LLMError, match=f"connection to the model server at {url} broke"):
+        with pytest.raises(LLMError, match=f"connection to the model server at {url} broke") as err:
             next(stream)
+    assert "\n" not in str(err.value)
 
 
 def test_openai_by_default_with_a_key_only():
@@ -275,8 +277,9 @@ def test_missing_xllamacpp_is_one_line(monkeypatch):
 
 def test_missing_model_file(tmp_path):
     server = LocalServer(Settings(), model_path=tmp_path / "gone.gguf")
-    with pytest.raises(LLMError, match=r"the model file .*gone\.gguf does not exist"):
+    with pytest.raises(LLMError, match=r"the model file .*gone\.gguf does not exist") as err:
         server.start()
+    assert "\n" not in str(err.value)
 
 
 def test_server_that_dies_names_its_log(tmp_path):

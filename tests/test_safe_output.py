@@ -69,6 +69,7 @@ def test_hostile_abstract_through_ingest_search_and_open(tmp_path):
     settings = _hostile_store(tmp_path)
     table = papers("search", "quokka tide prediction", store_dir=settings.store_dir)
     assert table.returncode == 0, table.stderr
+    assert "Traceback" not in table.stderr
     _visible(table.stdout)
     assert "Quokka" in table.stdout and "quokka" in table.stdout
 
@@ -104,6 +105,7 @@ def test_hostile_abstract_through_ingest_search_and_open(tmp_path):
     text = out.getvalue()
     _visible(text)
     _visible(err.getvalue())
+    assert "Traceback" not in err.getvalue()
     assert "Quokkas predict tides" in text
     assert "Quokka Transformers for Tide Prediction" in text  # /sources and /open titles
     assert "within 3 cm" in text  # /open shows the stored abstract, cleaned

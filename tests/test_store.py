@@ -270,6 +270,7 @@ def test_problems_are_printed_verbatim(tmp_path):
     assert "Traceback" not in done.stderr
     assert 'skipped p.txt:1: title "Closing [/] and [bold] in a title" has no abstract' in (
         done.stderr)
+    assert summary(done.stdout)["papers"] == 1  # the good record after it is stored
 
 
 def test_strict_aborts_before_writing_anything(tmp_path):
@@ -457,6 +458,7 @@ def _stop_after_first_group(proc: subprocess.Popen, sig: int) -> tuple[int, list
 def _check_resumed(store_dir: Path, stored_first: int, clean: dict[str, str]) -> None:
     done = papers("ingest", str(store_dir.parent / "many.jsonl"), store_dir=store_dir)
     assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
     got = summary(done.stdout)
     assert got["unchanged"] >= stored_first > 0  # the first run's groups are kept ...
     assert got["unchanged"] < RESUME_PAPERS  # ... and the rest is done now
@@ -476,8 +478,9 @@ def test_killed_ingest_resumes(tmp_path, resume_corpus):
     shutil.copy(corpus, tmp_path / "many.jsonl")
     store_dir = tmp_path / "store"
     proc = start_papers("ingest", str(tmp_path / "many.jsonl"), store_dir=store_dir)
-    stored, _ = _stop_after_first_group(proc, signal.SIGKILL)
+    stored, stderr = _stop_after_first_group(proc, signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL
+    assert "Traceback" not in "".join(stderr)
     _check_resumed(store_dir, stored, clean)
 
 
@@ -515,7 +518,8 @@ def test_stopped_ingest_leaves_no_stale_bm25_index(tmp_path):
     rows = synthetic_rows(5, seed=11)
     corpus = write_jsonl(tmp_path / "p.jsonl", rows)
     ingest(settings, [corpus])  # saves a BM25 index for the store's generation
-    pid = read_papers([corpus]).papers[0].paper_id
+    pids = [p.paper_id for p in read_papers([corpus]).papers]
+    pid = pids[0]
     assert Store.open(settings).paper(pid) is not None
 
     rows[0]["abstract"] = "Quokka xylophone orchestras tune their instruments by moonlight."
@@ -530,6 +534,8 @@ def test_stopped_ingest_leaves_no_stale_bm25_index(tmp_path):
 
     from assistant.answer import Assistant
 
+    store = Store.open(settings)
+    assert all(store.paper(p) is not None for p in pids)  # no paper lost to the stop
     hits = Assistant(settings).search("quokka xylophone orchestras", k=3)
     assert hits[0].paper_id == pid
     assert hits[0].bm25_score is not None  # BM25 indexed the new text, not the stale one
