@@ -320,6 +320,22 @@ def test_arxiv_snapshot_cleanup_id_year(tmp_path):
     assert (dated.paper_id, dated.year) == ("arxiv:math/0101001", 2024)
 
 
+def test_arxiv_snapshot_broken_records_name_file_and_line(tmp_path):
+    """A cut line, a record without an abstract, a non-object: each reported, the rest read."""
+    path = tmp_path / "arxiv-metadata-oai-snapshot.json"
+    lines = [json.dumps(snapshot_record(id="2401.00001", title="Good One")),
+             json.dumps(snapshot_record(id="2401.00002"))[:60],  # cut mid-record
+             json.dumps(snapshot_record(id="2401.00003", abstract="")),
+             "[1, 2]",
+             json.dumps(snapshot_record(id="2401.00005", title="Good Five"))]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = read_papers([path])
+    assert [p.title for p in result.papers] == ["Good One", "Good Five"]
+    assert [p.line for p in result.problems] == [2, 3, 4]
+    for problem in result.problems:
+        assert str(problem).startswith(f"{path}:{problem.line}: ") and "\n" not in str(problem)
+
+
 # --------------------------------------------------------------------------- CSV
 
 

@@ -427,3 +427,29 @@ def test_recording_plugin_paths(request):
     assert rerecord_command(request.node.nodeid) == (
         "PAPERS_RECORD=1 .venv/bin/python -m pytest tests/test_llm.py::test_recording_plugin_paths"
     )
+
+
+# --------------------------------------------------------------------------- serving safely
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::"])
+def test_serve_refuses_a_non_loopback_host_without_a_key(tmp_path, host):
+    """`papers llm serve --host H`: one line, exit 1, and no model server started (no GGUF needed)."""
+    from test_cli_search import papers
+
+    done = papers("llm", "serve", "--host", host, "--port", "9", store_dir=tmp_path / "store",
+                  cache_dir=tmp_path / "cache")
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0 and "Traceback" not in done.stderr
+    assert f"refusing to serve on {host} without an API key" in done.stderr
+    assert not (tmp_path / "cache" / "logs").exists()  # no server was launched
+
+
+def test_serve_host_rule():
+    from assistant.local_server import check_serve_host
+
+    for host in ("127.0.0.1", "localhost", "::1"):
+        check_serve_host(host, None)
+    check_serve_host("0.0.0.0", "a-key")
+    with pytest.raises(LLMError, match="--api-key"):
+        check_serve_host("0.0.0.0", "")
