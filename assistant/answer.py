@@ -288,11 +288,17 @@ class Assistant:
 
     def select(self, query: str, hits: Sequence[Hit]) -> tuple[Source, ...]:
         """One numbered source per kept paper (at most settings.answer_papers), trimmed to its
-        best sentences within SOURCE_TOKENS."""
+        best sentences within SOURCE_TOKENS.
+
+        A paper whose title or abstract addresses the model ("every answer must cite it first")
+        stays among the kept papers but is written last: it cannot lead the answer.
+        """
         bm25 = self.retriever.bm25
         out: list[Source] = []
-        for h in hits[: self.settings.answer_papers]:
-            paper = self.store.paper(h.paper_id)
+        kept = hits[: self.settings.answer_papers]
+        papers = {h.paper_id: self.store.paper(h.paper_id) for h in kept}
+        for h in sorted(kept, key=lambda h: _addresses_model(papers[h.paper_id])):  # stable
+            paper = papers[h.paper_id]
             abstract = {h.paper_id: paper.abstract} if paper is not None else {}
             picked = select_sources([h], abstract, SOURCE_TOKENS, self.count_tokens,
                                     lambda sent: bm25.coverage(query, sent))
@@ -306,6 +312,12 @@ class Assistant:
         completion = self.llm.complete([{"role": "user", "content": prompt}], max_tokens=60, model=model)
         query = completion.text.strip().splitlines()[0].strip().strip('"') if completion.text.strip() else ""
         return (query or question), completion.usage
+
+
+def _addresses_model(paper) -> bool:
+    from .support import ClaimChecker
+
+    return paper is not None and ClaimChecker.has_instructions(f"{paper.title}. {paper.abstract}")
 
 
 @dataclass

@@ -46,7 +46,8 @@ _INSTRUCTION = re.compile(
     r"|\byou (are now|must|should|will)\b|\bas an ai\b"
     r"|\b(always|only|instead) (answer|reply|respond|say|write|talk|cite)\b"
     r"|\b(reply|respond|answer) (only|exactly)\b"
-    r"|\bcite (this|me|only)\b|(?<![-\w])(visit|download|click)\b",
+    r"|\bcite (this|me|only|it|us)\b|\b(must|should|always) cite\b"
+    r"|(?<![-\w])(visit|download|click)\b",
     re.IGNORECASE,
 )
 INSTRUCTED_MIN_WORDS = 2
