@@ -159,21 +159,57 @@ def is_current(folder: Path, generation: str) -> bool:
         return False
 
 
-def write_for_store(store, folder: Path) -> None:
+class PaperGroups:
+    """Chunks in store order -> (paper_id, its chunks) as soon as a paper's n_chunks are seen.
+
+    Holds only papers still incomplete (a paper's chunks are written together, so at most a
+    page's worth). `exact` turns False if a paper's chunk comes after the paper was given out
+    (mixed versions): the groups then differ from grouping the whole collection.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[str, list[Chunk]] = {}
+        self._done: set[str] = set()
+        self.exact = True
+
+    def feed(self, chunks: Sequence[Chunk]) -> Iterator[tuple[str, list[Chunk]]]:
+        for c in chunks:
+            if c.paper_id in self._done:
+                self.exact = False
+            group = self._open.setdefault(c.paper_id, [])
+            group.append(c)
+            if len(group) == c.n_chunks:
+                self._done.add(c.paper_id)
+                yield c.paper_id, self._open.pop(c.paper_id)
+
+    def finish(self) -> Iterator[tuple[str, list[Chunk]]]:
+        yield from self._open.items()
+        self._open = {}
+
+
+def write_for_store(store, folder: Path, on_paper: Callable[[str, list[Chunk]], None] | None = None,
+                    extras: Callable[[Path, bool], None] | None = None) -> None:
     """Build the store's index page by page and save it to `folder` (ingest's path).
 
     Holds one page of chunks and every chunk's term ids, never the whole collection.
+    `on_paper(paper_id, chunks)` sees each paper whole; `extras(tmp, exact)` adds files.
     """
     generation = store.generation
 
     def fill(tmp: Path) -> None:
-        builder, n = Builder(), 0
+        builder, groups, n = Builder(), PaperGroups(), 0
         with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
             for page in store.iter_chunk_pages(PAGE):
                 builder.add([c.embed_text for c in page])
                 fh.writelines(json.dumps(chunk_record(c), ensure_ascii=False) + "\n" for c in page)
                 n += len(page)
+                for paper_id, chunks in groups.feed(page) if on_paper else ():
+                    on_paper(paper_id, chunks)
+        for paper_id, chunks in groups.finish() if on_paper else ():
+            on_paper(paper_id, chunks)
         retriever, df = builder.finish()
+        if extras is not None:
+            extras(tmp, groups.exact)
         write_parts(tmp, retriever, df, generation, n)
 
     swap_in(folder, fill)

@@ -67,3 +67,35 @@ def test_is_current_refuses_a_stale_or_partial_index(bundled_store, tmp_path, da
     else:
         (folder / "df.json").unlink()
     assert not bm25.is_current(folder, store.generation)
+
+
+def test_ingest_saves_the_name_table_search_would_build(bundled_store, tmp_path, monkeypatch):
+    """refresh (ingest's path) writes names.json from pages of 7 chunks; load serves it as is."""
+    import shutil
+
+    settings = bundled_store.model_copy(update={"store_dir": tmp_path / "store"})
+    shutil.copytree(bundled_store.store_dir, settings.store_dir)
+    shutil.rmtree(settings.store_dir / "bm25")
+    monkeypatch.setattr(bm25, "PAGE", 7)
+    store = Store.open(settings)
+    BM25Index.refresh(store)
+    assert (settings.store_dir / "bm25" / "names.json").exists()
+    loaded = BM25Index.load(settings.store_dir / "bm25", store.generation)
+    assert "names" in loaded.__dict__  # served from the file, not recomputed
+    built = BM25Index.build(list(store.iter_chunks()), store.generation)
+    assert loaded.names == built.names and len(built.names) > 100
+    assert loaded.named_papers("How does TabPFN classify tables?", 3)
+
+
+def test_paper_groups_give_each_paper_whole_and_notice_mixed_versions():
+    from assistant.types import Chunk
+
+    def chunk(pid, i, n):
+        return Chunk(f"{pid}#{i}", pid, "T", "x", i, n)
+
+    groups = bm25.PaperGroups()
+    got = list(groups.feed([chunk("a", 0, 2), chunk("b", 0, 1), chunk("a", 1, 2), chunk("c", 0, 2)]))
+    assert [(p, len(cs)) for p, cs in got] == [("b", 1), ("a", 2)]
+    assert [(p, len(cs)) for p, cs in groups.finish()] == [("c", 1)] and groups.exact
+    list(groups.feed([chunk("a", 2, 3)]))  # a chunk of a paper already given out
+    assert not groups.exact
