@@ -72,6 +72,20 @@ class _Docs:
                 start += n
 
 
+def _csc(data, rows, cols, shape):
+    """bm25s's CSC step (`_np_csc_python`) with ~half its transient memory, same arrays out.
+
+    bm25s sorts the (column << 32 | row) int64 keys: with int64 copies of rows and columns and
+    the argsort's indices that is ~40 bytes an entry, ~620 MB for 200,000 abstracts (~12M
+    entries). The rows arrive in document order, so a stable sort by column alone gives the
+    same order (rows ascending within a column): ~12 bytes an entry.
+    """
+    indptr = np.zeros(shape[1] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(cols, minlength=shape[1]), out=indptr[1:])
+    order = np.argsort(cols, kind="stable")
+    return data[order], rows[order], indptr
+
+
 class Builder:
     """Chunks' texts added a page at a time; `finish` gives the bm25s index and term frequencies.
 
@@ -97,6 +111,7 @@ class Builder:
         import bm25s
 
         retriever = bm25s.BM25()
+        retriever._np_csc = _csc  # the same CSC arrays, less memory (see _csc)
         docs = _Docs(self._pages)
         if not len(docs):
             return retriever, {}
