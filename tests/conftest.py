@@ -14,7 +14,6 @@ pytest_plugins = ["recording"]
 # The whole suite (no paths given) runs on this many pytest-xdist workers; CI's machine has 2
 # cores. Measured there, the suite took 283 s in one process and 193 s on 2 workers (same load).
 WORKERS = 2
-REAL_MODEL = "real-model"  # the xdist group of the tests marked slow
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -28,41 +27,35 @@ def pytest_cmdline_main(config):
     if (whole_suite and not RECORD and config.option.numprocesses is None
             and not config.option.usepdb and (os.cpu_count() or 1) >= WORKERS):
         config.option.numprocesses = WORKERS
-    if config.option.numprocesses and config.option.dist == "no":
-        config.option.dist = "loadgroup"  # honour xdist_group (below) whenever -n is on
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node):
-    """xdist, before a worker starts: a worker reads --dist from its command line only, so tell
-    it when the hook above chose loadgroup."""
-    node.workerinput["loadgroup"] = node.config.option.dist == "loadgroup"
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_collection_modifyitems(config, items):
-    """The real-model tests (marked slow) share one worker: never two model servers at once."""
-    if getattr(config, "workerinput", {}).get("loadgroup"):
-        config.option.loadgroup = True  # what xdist's hook reads (see pytest_configure_node)
+def pytest_collection_modifyitems(items):
+    """Every real-model test (marked slow) takes the `real_model` fixture: fail one that does not."""
     for item in items:
-        if item.get_closest_marker("slow"):
-            item.add_marker(pytest.mark.xdist_group(REAL_MODEL))
-    yield  # xdist's own hook runs here; it renames a grouped test to NODEID@GROUP
-    # pytest 9.2 made that renaming a silent no-op (pytest-dev/pytest-xdist#1386; hence
-    # pytest<9.2 in the dev extra): fail those tests rather than start two models at once.
-    if getattr(config.option, "loadgroup", False):
-        for item in items:
-            if item.get_closest_marker("slow") and not item.nodeid.endswith(f"@{REAL_MODEL}"):
-                item.stash[_UNGROUPED] = True
+        if item.get_closest_marker("slow") and "real_model" not in item.fixturenames:
+            item.stash[_NO_LOCK] = True
 
 
-_UNGROUPED = pytest.StashKey[bool]()
+_NO_LOCK = pytest.StashKey[bool]()
 
 
 def pytest_runtest_setup(item):
-    if item.stash.get(_UNGROUPED, False):
-        pytest.fail("pytest-xdist did not keep the real-model tests on one worker: run them with "
-                    "-n 0, or install the dev extra's versions", pytrace=False)
+    if item.stash.get(_NO_LOCK, False):
+        pytest.fail("a test marked slow runs the real model: it must take the `real_model` "
+                    "fixture (tests/conftest.py)", pytrace=False)
+
+
+@pytest.fixture
+def real_model(tmp_path_factory):
+    """Held by each test that starts the real embedded model: one such test at a time, across
+    xdist workers too (two servers would share the 2 cores). The lock file lies in the run's
+    temp root, which the workers share (alone: pytest's root for the user, shared by runs)."""
+    import fcntl
+
+    path = tmp_path_factory.getbasetemp().parent / "real-model.lock"
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 @pytest.fixture(autouse=True, scope="session")

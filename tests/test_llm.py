@@ -372,7 +372,7 @@ def _first_token_s(llm: LLM, messages) -> float:
 
 
 @pytest.mark.slow
-def test_embedded_model_lifecycle():
+def test_embedded_model_lifecycle(real_model):
     """Start the embedded server lazily, answer, stop; prints start time and first-token latency.
 
     Uses PAPERS_RECORD_CACHE_DIR when set (GGUF already assembled), else the tests' temp cache
