@@ -2,12 +2,60 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import netguard
 
 # LLM recording/replay fixtures (vcrpy cassettes) live in tests/recording.py.
 pytest_plugins = ["recording"]
+
+# The whole suite (no paths given) runs on this many pytest-xdist workers; CI's machine has 2
+# cores. Measured there, the suite took 283 s in one process and 193 s on 2 workers (same load).
+WORKERS = 2
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """`pytest` alone runs on WORKERS processes; chosen paths, -n 0, --pdb or recording (one
+    model server per session) run in one, as does a venv without pytest-xdist."""
+    if not config.pluginmanager.hasplugin("xdist") or hasattr(config, "workerinput"):
+        return  # no xdist, or a worker (xdist calls this hook there too)
+    from recording import RECORD  # imported here: pytest_plugins loads it first, rewritten
+    whole_suite = config.args_source == pytest.Config.ArgsSource.TESTPATHS
+    if (whole_suite and not RECORD and config.option.numprocesses is None
+            and not config.option.usepdb and (os.cpu_count() or 1) >= WORKERS):
+        config.option.numprocesses = WORKERS
+
+
+def pytest_collection_modifyitems(items):
+    """Every real-model test (marked slow) takes the `real_model` fixture: fail one that does not."""
+    for item in items:
+        if item.get_closest_marker("slow") and "real_model" not in item.fixturenames:
+            item.stash[_NO_LOCK] = True
+
+
+_NO_LOCK = pytest.StashKey[bool]()
+
+
+def pytest_runtest_setup(item):
+    if item.stash.get(_NO_LOCK, False):
+        pytest.fail("a test marked slow runs the real model: it must take the `real_model` "
+                    "fixture (tests/conftest.py)", pytrace=False)
+
+
+@pytest.fixture
+def real_model(tmp_path_factory):
+    """Held by each test that starts the real embedded model: one such test at a time, across
+    xdist workers too (two servers would share the 2 cores). The lock file lies in the run's
+    temp root, which the workers share (alone: pytest's root for the user, shared by runs)."""
+    import fcntl
+
+    path = tmp_path_factory.getbasetemp().parent / "real-model.lock"
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -13,7 +13,7 @@ STABILITY = "Efficient Continual Pre-training by Mitigating the Stability Gap"
 
 
 @pytest.mark.slow
-def test_papers_ask_with_the_embedded_model(bundled_store):
+def test_papers_ask_with_the_embedded_model(bundled_store, real_model):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PAPERS_", "OPENAI_"))}
     env.update(PAPERS_STORE_DIR=str(bundled_store.store_dir),
                PAPERS_CACHE_DIR=str(bundled_store.cache_dir))

@@ -113,6 +113,14 @@ def _write(handler, status, content_type, data, length=None):
     handler.wfile.write(data)
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        """A client that hung up first (the timeout test) is expected: no traceback. It came
+        after the test had ended and, with xdist, went to the terminal."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @contextmanager
 def loopback(respond):
     """A real HTTP server on 127.0.0.1; yields (base URL, list of the JSON bodies received)."""
@@ -130,7 +138,7 @@ def loopback(respond):
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _Server(("127.0.0.1", 0), Handler)
     # A short poll interval: shutdown() waits up to one interval (0.5 s by default).
     threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
     try:
@@ -367,7 +375,7 @@ def _first_token_s(llm: LLM, messages) -> float:
 
 
 @pytest.mark.slow
-def test_embedded_model_lifecycle():
+def test_embedded_model_lifecycle(real_model):
     """Start the embedded server lazily, answer, stop; prints start time and first-token latency.
 
     Uses PAPERS_RECORD_CACHE_DIR when set (GGUF already assembled), else the tests' temp cache
