@@ -17,7 +17,7 @@ import json
 import re
 import shutil
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,11 @@ def tokenize(texts: Sequence[str], return_ids: bool):
 def chunk_record(c: Chunk) -> dict:
     return {"id": c.chunk_id, "p": c.paper_id, "t": c.title, "x": c.text, "i": c.position,
             "n": c.n_chunks, "y": c.year, "c": list(c.categories), "s": list(c.sources)}
+
+
+def write_chunks(fh, chunks: Iterable[Chunk]) -> None:
+    """Chunks as chunks.jsonl lines (one `chunk_record` a line) to the open text file `fh`."""
+    fh.writelines(json.dumps(chunk_record(c), ensure_ascii=False) + "\n" for c in chunks)
 
 
 def chunk_of(r: dict) -> Chunk:
@@ -123,11 +128,8 @@ class Builder:
             vocab[""] = max(vocab.values()) + 1
         retriever.vocab_dict = vocab
         retriever.unique_token_ids_set = set(vocab.values())
-        counts = np.zeros(len(self.vocab), dtype=np.int64)
-        for flat, lengths in self._pages:
-            starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-            for start, n in zip(starts.tolist(), lengths.tolist()):
-                counts[np.unique(flat[start : start + n])] += 1
+        # A term's column holds one entry per chunk containing it: its length is the term's df.
+        counts = np.diff(retriever.scores["indptr"])
         df = {term: int(counts[i]) for term, i in self.vocab.items() if counts[i]}
         return retriever, df
 
@@ -216,7 +218,7 @@ def write_for_store(store, folder: Path, on_paper: Callable[[str, list[Chunk]], 
         with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
             for page in store.iter_chunk_pages(PAGE):
                 builder.add([c.embed_text for c in page])
-                fh.writelines(json.dumps(chunk_record(c), ensure_ascii=False) + "\n" for c in page)
+                write_chunks(fh, page)
                 n += len(page)
                 for paper_id, chunks in groups.feed(page) if on_paper else ():
                     on_paper(paper_id, chunks)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import bm25
-from .bm25 import bm25_text, chunk_of, chunk_record
+from .bm25 import bm25_text, chunk_of
 from .bm25 import tokenize as _tokenize
 from .config import Settings
 from .store import Store
@@ -154,7 +154,7 @@ class BM25Index:
 
         def fill(tmp: Path) -> None:
             with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
-                fh.writelines(json.dumps(chunk_record(c), ensure_ascii=False) + "\n" for c in self.chunks)
+                bm25.write_chunks(fh, self.chunks)
             bm25.write_parts(tmp, self._retriever, self._df, self.generation, len(self.chunks))
 
         bm25.swap_in(folder, fill)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import bm25s
 import numpy as np
@@ -20,8 +21,11 @@ def test_builder_scores_equal_bm25s_own_index(bundled_store):
     """Same scores, same order, for the bundled chunks: vocabulary ids never reach a result."""
     chunks = list(Store.open(bundled_store).iter_chunks())
     reference = bm25s.BM25()
-    reference.index(bm25.tokenize([c.embed_text for c in chunks], True), show_progress=False)
+    tokens = bm25.tokenize([c.embed_text for c in chunks], True)
+    reference.index(tokens, show_progress=False)
     built = BM25Index.build(chunks, "g")
+    words = {i: w for w, i in tokens.vocab.items()}
+    assert built._df == dict(Counter(words[i] for doc in tokens.ids for i in set(doc)))
     for query in QUERIES + [c.title for c in chunks[::50]]:
         terms = bm25.tokenize([query], False)
         if not terms[0]:
