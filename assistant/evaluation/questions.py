@@ -8,7 +8,8 @@ One JSON object per line:
      "expected": "57 billion" | ["4.31", ...],    # fact value(s); any one must be in the answer
      "history": ["<earlier user turn>", ...],     # follow-ups only, oldest first
      "tags": ["acronym", "typo", ...],            # optional: see TAGS
-     "split": "dev" | "test",                     # required: tune on dev only; test is frozen
+     "key": ["<regex>", ...],                     # answerable: what a substantive answer states
+     "split": "dev" | "test" | "test2",           # required: tune on dev only; tests are frozen
      "note": "..."}                               # optional free text (abstain: closest papers)
 
 Kinds: topic (several gold papers), fact (one paper and an expected value that occurs in its
@@ -18,8 +19,18 @@ collection: gold is empty), follow_up (needs the earlier turns in `history`).
 Tags mark how a question is asked: `acronym` (names a method only by the acronym its abstract
 defines), `typo` (misspelled on purpose), `chatty` (conversational framing), `near_miss`
 (abstain questions in the collection's vocabulary but on a topic it does not cover; these need a
-`note` naming the closest papers). The `test` split is frozen: `evals/test_split.sha256` holds
-the hash of its questions' canonical JSON (`split_hash`).
+`note` naming the closest papers), `list` ("which papers ..." questions whose gold is every
+paper of the collection that answers).
+
+`key` (every answerable question): regexes (case-insensitive) naming what a substantive answer
+must state: a specific method, data set, result or value of a gold paper that the question and
+the gold titles do not already give. An answer "states the key" when any one matches its text
+with titles and citation markers removed; `tests/test_evals.py` checks that each regex matches a
+gold abstract and neither the question nor a gold title.
+
+The `test` and `test2` splits are frozen: `evals/<split>_split.sha256` holds the hash of their
+questions' canonical JSON (`split_hash`). `test2` was written after the answer redesign was
+planned and before it was built, from papers and angles the other splits do not use.
 """
 
 from __future__ import annotations
@@ -34,10 +45,11 @@ from assistant.errors import PapersError
 from assistant.text import normalize_title
 
 KINDS = ("topic", "fact", "paraphrase", "abstain", "follow_up")
-TAGS = ("acronym", "typo", "chatty", "near_miss")
-SPLITS = ("dev", "test")
+TAGS = ("acronym", "typo", "chatty", "near_miss", "list")
+SPLITS = ("dev", "test", "test2")
+FROZEN = ("test", "test2")  # report only: never tuned on
 _FIELDS = frozenset({"id", "kind", "question", "gold", "acceptable", "expected", "history",
-                     "tags", "split", "note"})
+                     "tags", "key", "split", "note"})
 
 
 class QuestionsError(PapersError):
@@ -54,12 +66,22 @@ class Question:
     expected: tuple[str, ...] = ()  # any one of these must occur in the answer
     history: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    key: tuple[str, ...] = ()  # regexes: any one in the answer = it states what it must
     split: str = "dev"
     note: str = ""
 
     @property
     def answerable(self) -> bool:
         return self.kind != "abstain"
+
+    @property
+    def single_paper(self) -> bool:
+        """One gold paper and not a list question: citing any other paper is an extra."""
+        return self.answerable and len(self.gold) == 1 and "list" not in self.tags
+
+    @property
+    def is_list(self) -> bool:
+        return "list" in self.tags
 
 
 def _strings(value: object, name: str, where: str) -> tuple[str, ...]:
@@ -95,6 +117,7 @@ def parse_question(obj: object, where: str, require_split: bool = False) -> Ques
         expected=_strings(obj.get("expected"), "expected", where),
         history=_strings(obj.get("history"), "history", where),
         tags=_strings(obj.get("tags"), "tags", where),
+        key=_strings(obj.get("key"), "key", where),
         split=obj.get("split", None if require_split else "dev"),
         note=_note(obj.get("note"), where),
     )
@@ -109,8 +132,17 @@ def parse_question(obj: object, where: str, require_split: bool = False) -> Ques
     if "near_miss" in q.tags and (kind != "abstain" or not q.note):
         raise QuestionsError(f"{where}: near_miss questions are abstain questions with a `note` "
                              "naming the closest papers")
-    if kind == "abstain" and (q.gold or q.expected):
-        raise QuestionsError(f"{where}: abstain questions have no gold papers or expected value")
+    if kind == "abstain" and (q.gold or q.expected or q.key):
+        raise QuestionsError(f"{where}: abstain questions have no gold papers, expected value "
+                             "or key")
+    for pattern in q.key:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise QuestionsError(f"{where}: key {pattern!r} is not a regular expression "
+                                 f"({exc})") from None
+    if "list" in q.tags and (kind not in ("topic", "follow_up") or len(q.gold) < 2):
+        raise QuestionsError(f"{where}: list questions are topic questions with 2+ gold papers")
     if kind != "abstain" and not q.gold:
         raise QuestionsError(f"{where}: {kind} questions need at least one gold title")
     if kind == "fact" and (len(q.gold) != 1 or not q.expected):
@@ -157,13 +189,15 @@ def canonical(q: Question) -> str:
     """One question as sorted-key, compact JSON of its non-empty fields (the frozen form)."""
     fields = {"id": q.id, "kind": q.kind, "question": q.question, "gold": list(q.gold),
               "acceptable": list(q.acceptable), "expected": list(q.expected),
-              "history": list(q.history), "tags": list(q.tags), "split": q.split, "note": q.note}
+              "history": list(q.history), "tags": list(q.tags), "key": list(q.key),
+              "split": q.split, "note": q.note}
     fields = {k: v for k, v in fields.items() if v}
     return json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def split_hash(questions: list[Question], split: str = "test") -> str:
-    """sha256 of one split (the frozen `test`): its questions' canonical JSON lines, sorted."""
+    """sha256 of one split (a frozen one: `test`, `test2`): its questions' canonical JSON lines,
+    sorted."""
     lines = sorted(canonical(q) for q in questions if q.split == split)
     return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
