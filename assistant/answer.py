@@ -1,4 +1,4 @@
-"""The one core: retrieve, build the prompt, generate, validate citations.
+"""The one core: decide which papers answer, quote them, and have the model write the opening.
 
 `Assistant` serves the CLI, the chat and Python code alike:
 
@@ -7,31 +7,59 @@
     >>> answer = a.ask("Which papers study the stability gap?")       # doctest: +SKIP
     >>> [c.title for c in answer.citations]                           # doctest: +SKIP
     ['Efficient Continual Pre-training by Mitigating the Stability Gap']
+
+An answer is built in two stages:
+
+1. Without the model (`plan`, ~0.1-0.5 s): retrieve, decide per paper whether it answers
+   (relevance.py), and quote from each the sentences that bear on the question (evidence.py).
+   A follow-up that points back ("what strategies does *it* propose?") is answered from the
+   papers the previous turn cited (followup.py). This is shown at once.
+2. With the model (one request): the direct answer, 1 or 2 sentences over the quotes, each
+   sentence checked against the quotes it cites before it is shown (support.py).
+
+The text reads: the direct answer, then the evidence paper by paper, then the related papers
+that do not answer (uncited) and how many sentences the check left out.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from . import citations, prompts
+from . import citations
 from .assets import ensure_tiktoken
+from .answer_text import (  # noqa: F401 - re-exported: the answer's wording lives there
+    CLOSEST_HEADER,
+    EVIDENCE_HEADER,
+    RELATED_HEADER,
+    SENTINEL,
+    UNVERIFIED,
+    abstention_text,
+    evidence_text,
+    fallback_lead,
+    is_abstention,
+    lead_text,
+)
+from .compose import short_name
 from .config import Settings
-from .context import select_sources
-from .types import Answer, Claim, Filters, Hit, Paper, Retrieved, Source, Timings, Turn, Usage
+from .followup import elliptical, ordinal, refers_back, surely_back
+from .relevance import Assessment, question_kind
+from .types import (
+    Answer,
+    Claim,
+    Filters,
+    Hit,
+    Paper,
+    Related,
+    Retrieved,
+    Source,
+    Timings,
+    Turn,
+    Usage,
+)
 
-# What the user reads when the collection does not cover a question (the first line of an
-# abstention; the closest papers follow it, not cited as support).
-SENTINEL = "The collection does not contain papers that answer this question."
-CLOSEST_HEADER = "Closest, but not about this:"
-# Per-source text shown to the model (tokens): the abstract's first sentence and the sentences
-# that share most terms with the question. 150 tokens read in ~2 s on 2 cores; a whole abstract
-# (median ~245 tokens) would add ~1.3 s to every line for little more substance.
-SOURCE_TOKENS = 150
-ANSWER_HISTORY_CHARS = 400  # an earlier answer shown to the condense step is cut to this length
-UNVERIFIED = " (unverified)"  # appended to a line the claim check does not support
+MAX_FOCUS_TURNS = 3  # how far back a follow-up's papers are looked for
 
 History = Sequence[Turn | str] | None
 
@@ -40,27 +68,31 @@ def _turns(history: History) -> list[Turn]:
     return [t if isinstance(t, Turn) else Turn(question=str(t)) for t in (history or [])]
 
 
-def _strip_markers(text: str) -> str:
-    return citations.MARKER.sub("", text)
+@dataclass(frozen=True)
+class Plan:
+    """Everything decided without the model."""
+
+    query: str  # what was searched (a follow-up: with the previous question)
+    hits: tuple[Hit, ...]
+    sources: tuple[Source, ...]  # the papers that answer, with their quotes
+    more: tuple[Source, ...] = ()
+    related: tuple[Related, ...] = ()
+    closest: tuple[Hit, ...] = ()
+    missing: tuple[str, ...] = ()
+    question: str = ""  # what the model is asked (the user's words)
 
 
-def _turn_lines(turns: list[Turn], answer_chars: int) -> list[str]:
-    """"User: ..." / "Assistant: ..." lines of earlier turns, answers cut and without markers.
+@dataclass
+class _Direct:
+    """What the direct answer's request produced."""
 
-    An abstention is left out: it says nothing about the topic, and the condense step copied it
-    into the rewritten query.
-    """
-    lines: list[str] = []
-    for turn in turns:
-        lines.append(f"User: {turn.question}")
-        if turn.answer and not is_abstention(turn.answer):
-            lines.append(f"Assistant: {_strip_markers(turn.answer)[:answer_chars]}")
-    return lines
-
-
-def is_abstention(text: str) -> bool:
-    norm = lambda s: re.sub(r"\W+", " ", s).strip().lower()  # noqa: E731
-    return norm(text).startswith(norm(SENTINEL))
+    shown: list[Claim] = field(default_factory=list)
+    left_out: list[Claim] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    model: str = ""
+    first_token_s: float | None = None
+    dropped: int = 0
+    after: bool = False  # a lead sentence comes before the model's
 
 
 class Assistant:
@@ -72,6 +104,8 @@ class Assistant:
         self._store = None
         self._retriever = None
         self._count_tokens = None
+        self._similarity = None
+        self._quoter = None
         self._claim_checker = None
 
     # --- collaborators ---------------------------------------------------------------------
@@ -106,6 +140,31 @@ class Assistant:
             self._llm = LLM(self.settings)
         return self._llm
 
+    @property
+    def similarity(self):
+        if self._similarity is None:
+            from .similarity import Similarity
+
+            self._similarity = Similarity(self.retriever.embed)
+        return self._similarity
+
+    @property
+    def quoter(self):
+        if self._quoter is None:
+            from .evidence import Quoter
+
+            bm25 = self.retriever.bm25
+            self._quoter = Quoter(self.similarity, bm25.coverage, bm25.tokens, self.count_tokens)
+        return self._quoter
+
+    @property
+    def claim_checker(self):
+        if self._claim_checker is None:
+            from .support import ClaimChecker
+
+            self._claim_checker = ClaimChecker(self.similarity, self.retriever.bm25)
+        return self._claim_checker
+
     def count_tokens(self, text: str) -> int:
         if self._count_tokens is None:
             from .chunking import token_counter
@@ -139,7 +198,7 @@ class Assistant:
         return answer
 
     def stream(self, question: str, history: History = None, **options) -> Iterator[str | Answer]:
-        """Text deltas, then the final Answer."""
+        """Text deltas, then the final Answer; the deltas joined are `Answer.text`."""
         for event in self.stream_events(question, history, **options):
             if not isinstance(event, Retrieved):
                 yield event
@@ -162,171 +221,212 @@ class Assistant:
     # --- the pipeline ----------------------------------------------------------------------
     def stream_events(
         self, question: str, history: History = None, *, k: int | None = None,
-        filters: Filters | None = None, model: str | None = None, strict: bool | None = None,
+        filters: Filters | None = None, model: str | None = None,
+        show_unsupported: bool | None = None,
     ) -> Iterator[Retrieved | str | Answer]:
-        """One Retrieved event, then text deltas, then the final Answer.
+        """One Retrieved event (the evidence), then text deltas, then the final Answer.
 
-        The answer is one line per relevant source (compose.py), each written from that source
-        alone, cited by construction, and checked against it (support.py): an unsupported line
-        is marked "(unverified)", or left out when `strict` (default: settings.strict).
+        The deltas are the direct answer, a checked sentence at a time, then the evidence
+        block; a sentence the check does not support is left out (counted in the text), or
+        with `show_unsupported` shown marked "(unverified)".
         """
-        question = question.strip()
-        strict = self.settings.strict if strict is None else strict
-        turns = _turns(history)
+        question = " ".join(question.split())
+        show = self.settings.show_unsupported if show_unsupported is None else show_unsupported
         start = time.perf_counter()
-        usage = Usage()
-        query = question
-        if turns:
-            query, usage = self.condense(question, turns, model)
-        hits = self.search(query, k=k, filters=filters)
-        assessment = self.assess(query, hits)
-        sources = self.select(query, assessment.kept) if assessment.answerable else ()
+        plan = self.plan(question, _turns(history), k=k, filters=filters)
         retrieval_s = time.perf_counter() - start
-        yield Retrieved(query=query, hits=tuple(hits), sources=sources, retrieval_s=retrieval_s)
-        model_name = model or self.llm_model_name()
-        first_token_s, claims, visible = None, [], False
-        for source in sources:
-            line = yield from self._line(query, source, model, strict, visible)
-            visible = visible or line.visible
-            usage = usage + line.usage
-            if line.first_token_s is not None and first_token_s is None:
-                first_token_s = line.first_token_s + (line.started - start)
-            model_name = line.model or model_name
-            if line.claim is not None:
-                claims.append(line.claim)
-        if not claims:
-            text = self.abstention_text(assessment.closest)
-            yield ("\n" if visible else "") + text
-            yield Answer(question=question, text=text, citations=(), sources=sources,
-                         abstained=True, model=model_name, usage=usage, query=query,
-                         closest=tuple(h.title for h in assessment.closest),
-                         timings=Timings(retrieval_s, first_token_s, time.perf_counter() - start))
+        yield Retrieved(query=plan.query, hits=plan.hits, sources=plan.sources,
+                        retrieval_s=retrieval_s, related=plan.related, more=plan.more)
+        model_name = model or self.settings.model_name
+        if not plan.sources:
+            text = abstention_text(plan.closest, plan.missing)
+            yield text
+            yield Answer(question=question, text=text, citations=(), sources=(), abstained=True,
+                         model=model_name, query=plan.query, related=plan.related,
+                         closest=tuple(h.title for h in plan.closest), missing=plan.missing,
+                         timings=Timings(retrieval_s, None, time.perf_counter() - start))
             return
-        text = "\n".join(c.text for c in claims)
-        parsed = citations.parse(text, sources)
+        lead = lead_text(plan.sources, plan.more)
+        if lead:
+            yield lead
+        direct = yield from self._direct(plan, model, show, start, after=bool(lead))
+        if not direct.shown and not lead:
+            lead = fallback_lead(plan.sources)
+            yield lead
+        opening = " ".join([lead] * bool(lead) + [c.text for c in direct.shown])
+        rest = evidence_text(plan.sources, plan.related, len(plan.more), len(direct.left_out))
+        yield "\n\n" + rest
+        text = opening + "\n\n" + rest
+        parsed = citations.parse(text, plan.sources)
+        quotes = tuple(Claim(text=f"{s.text} [{s.n}]", cites=(s.n,), supported=True,
+                             origin="quote") for s in plan.sources)
         yield Answer(
-            question=question, text=parsed.text, citations=parsed.citations, sources=sources,
-            abstained=False, model=model_name, usage=usage, query=query,
-            dropped_citations=parsed.dropped, claims=tuple(claims),
-            timings=Timings(retrieval_s, first_token_s, time.perf_counter() - start),
+            question=question, text=text, citations=parsed.citations, sources=plan.sources,
+            abstained=False, model=direct.model or model_name, usage=direct.usage,
+            query=plan.query, dropped_citations=direct.dropped + parsed.dropped,
+            claims=tuple(direct.shown) + quotes, related=plan.related, more=plan.more,
+            left_out=tuple(direct.left_out),
+            timings=Timings(retrieval_s, direct.first_token_s, time.perf_counter() - start),
         )
 
-    def _line(self, query: str, source: Source, model: str | None, strict: bool, after: bool):
-        """Stream one source's line (yields deltas); return a _Line (its claim None: left out)."""
-        from .compose import GRAMMAR, LINE_TOKENS, LineStream, LinkFilter, line_text, messages
+    # --- stage 1: decided without the model ---------------------------------------------------
+    def plan(self, question: str, turns: list[Turn], k: int | None = None,
+             filters: Filters | None = None) -> Plan:
+        """Retrieve, decide which papers answer, quote them. A follow-up that points back is
+        answered from the papers the conversation was about."""
+        if turns and refers_back(question):
+            focused = self._follow_up(question, turns, k, filters)
+            if focused is not None:
+                return focused
+        query = question
+        if turns and elliptical(question):
+            query = f"{turns[-1].question} {question}"
+        hits = self.search(query, k=k, filters=filters)
+        assessment = self.assess(query, hits)
+        if not assessment.answerable:
+            return Plan(query, tuple(hits), (), closest=tuple(assessment.closest),
+                        missing=assessment.missing, question=question)
+        most = 1 if len(assessment.cited) > 1 else 2  # a list: each paper's best sentence
+        sources = self._quote(question, assessment.cited, most=most)
+        more = self._quote(question, assessment.more, first=len(sources) + 1, most=1)
+        related = tuple(Related(h.paper_id, h.title, h.year) for h in assessment.related)
+        return Plan(query, tuple(hits), sources, more, related, question=question)
 
-        result = _Line(started=time.perf_counter())
-        stream, links = LineStream(source.title), LinkFilter()
-        # A source that talks to the model is not streamed live: its line is checked first.
-        live = not strict and not self.claim_checker.has_instructions(source.text)
-        completion = None
-        opened = False
-        for event in self.llm.stream(messages(query, source), max_tokens=LINE_TOKENS, model=model,
-                                     grammar=GRAMMAR, stop=["\n"]):
-            if not isinstance(event, str):
-                completion = event
-                continue
-            if result.first_token_s is None:
-                result.first_token_s = time.perf_counter() - result.started
-            if not live:
-                continue  # the whole line is checked before any of it is shown
-            out = links.feed(stream.feed(event))  # whole words only: it ends in whitespace
-            if out:
-                yield (("\n" if after else "") + out) if not opened else out
-                opened = result.visible = True
-        if opened or stream.decided:  # the last word, held back in case it was a link
-            tail = links.close()
-            # Its full stop is left for the citation to go before it ("... gap [1].").
-            tail = tail[:-1] if tail.endswith(".") else tail
-            if tail:
-                yield tail if opened else ("\n" if after else "") + tail
-                opened = result.visible = True
-        if completion is not None:
-            result.usage, result.model = completion.usage, completion.model
-        raw = completion.text if completion is not None else stream.raw
-        text = line_text(source.title, raw)
-        if text is None:  # not relevant (a free-form reply may have shown a few words: kept)
-            return result
-        support = self.claim_checker.check(text, [source], query)
-        end = f" [{source.n}]." + ("" if support.supported else UNVERIFIED)
-        line = (text[:-1] if text.endswith(".") else text) + end
-        if (strict and not support.supported) or support.instructed:
-            return result  # an instructed line is never shown (its source was not streamed)
-        # Streamed: only the citation is left to show; otherwise the whole checked line.
-        yield end if opened else ("\n" if after else "") + line
-        result.visible = True
-        result.claim = Claim(text=line, cites=(source.n,), supported=support.supported,
-                             reason=support.reason, origin="generated")
-        return result
-
-    def abstention_text(self, closest: Sequence[Hit]) -> str:
-        """The sentinel, then the closest papers: offered, not cited as support."""
-        if not closest:
-            return SENTINEL
-        return "\n".join([SENTINEL, CLOSEST_HEADER] + [f"- {h.title}" for h in closest])
-
-    def llm_model_name(self) -> str:
-        return self.settings.model_name
-
-    @property
-    def claim_checker(self):
-        if self._claim_checker is None:
-            from .support import ClaimChecker
-
-            self._claim_checker = ClaimChecker(self.retriever.embed, self.retriever.bm25)
-        return self._claim_checker
-
-    def assess(self, query: str, hits: list[Hit]):
-        """The evidence-based abstention decision (relevance.py), before any model call."""
+    def assess(self, query: str, hits: list[Hit]) -> Assessment:
+        """Which hits answer (relevance.py), judged on their whole abstracts."""
         from .relevance import assess
 
-        return assess(query, hits, self.retriever.bm25, self.settings)
+        texts = {}
+        for h in hits:
+            paper = self.store.paper(h.paper_id)
+            if paper is not None:
+                texts[h.paper_id] = f"{paper.title}\n{paper.abstract}"
+        return assess(query, hits, self.retriever.bm25, self.settings, texts)
 
-    def relevant(self, query: str, hits: list[Hit]) -> list[Hit]:
-        """The hits worth showing the model; [] means abstain."""
-        return self.assess(query, hits).kept
-
-    def select(self, query: str, hits: Sequence[Hit]) -> tuple[Source, ...]:
-        """One numbered source per kept paper (at most settings.answer_papers), trimmed to its
-        best sentences within SOURCE_TOKENS.
-
-        A paper whose title or abstract addresses the model ("every answer must cite it first")
-        stays among the kept papers but is written last: it cannot lead the answer.
-        """
-        bm25 = self.retriever.bm25
-        out: list[Source] = []
-        kept = hits[: self.settings.answer_papers]
-        papers = {h.paper_id: self.store.paper(h.paper_id) for h in kept}
-        for h in sorted(kept, key=lambda h: _addresses_model(papers[h.paper_id])):  # stable
-            paper = papers[h.paper_id]
-            abstract = {h.paper_id: paper.abstract} if paper is not None else {}
-            picked = select_sources([h], abstract, SOURCE_TOKENS, self.count_tokens,
-                                    lambda sent: bm25.coverage(query, sent))
-            out += [replace(s, n=len(out) + 1) for s in picked]
+    def _quote(self, question: str, hits: Sequence[Hit], first: int = 1, *,
+               most: int = 2) -> tuple[Source, ...]:
+        """One numbered Source per hit, its text the abstract's sentences that answer."""
+        out = []
+        for h in hits:
+            paper = self.store.paper(h.paper_id)
+            abstract = paper.abstract if paper is not None else " ".join(c.text for c in h.chunks)
+            quote, _ = self.quoter.quote(question, abstract, most=most)
+            out.append(Source(n=first + len(out), paper_id=h.paper_id, title=h.title, text=quote,
+                              score=h.score, year=h.year, name=self._name(h.title, abstract)))
         return tuple(out)
 
-    def condense(self, question: str, turns: list[Turn], model: str | None) -> tuple[str, Usage]:
-        """Rewrite a follow-up into a standalone query using the earlier turns."""
-        history = "\n".join(_turn_lines(turns[-3:], 300))
-        prompt = prompts.render("condense", history=history, question=question)
-        completion = self.llm.complete([{"role": "user", "content": prompt}], max_tokens=60, model=model)
-        query = completion.text.strip().splitlines()[0].strip().strip('"') if completion.text.strip() else ""
-        return (query or question), completion.usage
+    def _name(self, title: str, abstract: str) -> str:
+        bm25 = self.retriever.bm25
+        return short_name(title, abstract, lambda name: max((bm25.df(t) for t in bm25.tokens(name)),
+                                                            default=0))
 
+    def _follow_up(self, question: str, turns: list[Turn], k: int | None,
+                   filters: Filters | None) -> Plan | None:
+        """A follow-up about the papers the last answer cited: answered from them only."""
+        focus = self._focus(turns, k, filters)
+        if not focus:
+            return None
+        papers = [p for p in (self.store.paper(pid) for pid in focus) if p is not None]
+        index = ordinal(question)
+        if index is not None and -len(papers) <= index < len(papers):
+            papers = [papers[index]]
+        if not papers or self._stands_alone(question, papers, k, filters):
+            return None
+        query = f"{turns[-1].question} {question}"
+        hits = self.search(query, k=k, filters=filters)
+        if len(papers) == 1:
+            chosen = papers
+        else:  # "which of them ...": the papers whose title or best sentence answers it best
+            scores = [self.quoter.quote(question, f"{p.title}. {p.abstract}", most=1)[1]
+                      for p in papers]
+            best = max(scores)
+            margin = 0.1 if question_kind(question) == "list" else 0.0
+            chosen = [p for p, s in zip(papers, scores) if s >= best - margin]
+        sources = tuple(
+            Source(n=i + 1, paper_id=p.paper_id, title=p.title, year=p.year, score=1.0,
+                   text=self.quoter.quote(question, p.abstract, most=3 if len(chosen) == 1 else 1)[0],
+                   name=self._name(p.title, p.abstract))
+            for i, p in enumerate(chosen))
+        others = tuple(Related(p.paper_id, p.title, p.year) for p in papers if p not in chosen)
+        return Plan(query, tuple(hits), sources, related=others, question=question)
 
-def _addresses_model(paper) -> bool:
-    from .support import ClaimChecker
+    def _stands_alone(self, question: str, papers: list[Paper], k: int | None,
+                      filters: Filters | None) -> bool:
+        """A pronoun does not make a follow-up: "continue pre-training an LLM to adapt *it* to
+        Korean" is about Korean, which the conversation's papers never mention. Standalone when
+        the question has a specific word those papers lack; else a follow-up when it cannot
+        stand alone ("does it", "its", "of them"), or when on its own it does not clearly name
+        other papers (a defined name, or coverage >= gate_coverage)."""
+        from .relevance import missing_words
 
-    return paper is not None and ClaimChecker.has_instructions(f"{paper.title}. {paper.abstract}")
+        texts = [f"{p.title}\n{p.abstract}" for p in papers]
+        if missing_words(question, texts, self.retriever.bm25, self.settings.missing_df):
+            return True
+        if surely_back(question):
+            return False
+        alone = self.assess(question, self.search(question, k=k, filters=filters))
+        ours = {p.paper_id for p in papers}
+        clear = alone.named or alone.coverage >= self.settings.gate_coverage
+        return alone.answerable and clear and not ours & {h.paper_id for h in alone.cited}
 
+    def _focus(self, turns: list[Turn], k: int | None, filters: Filters | None) -> list[str]:
+        """The papers the conversation is about: those the last answered turn cited (searched
+        again from its question when the history does not say)."""
+        for back in range(1, min(MAX_FOCUS_TURNS, len(turns)) + 1):
+            turn = turns[-back]
+            if turn.papers:
+                return list(turn.papers)
+            if turn.answer and is_abstention(turn.answer):
+                continue
+            earlier = self.plan(turn.question, turns[:-back], k=k, filters=filters)
+            if earlier.sources:
+                return [s.paper_id for s in earlier.sources]
+        return []
 
-@dataclass
-class _Line:
-    """What one source's request produced."""
+    # --- stage 2: the direct answer --------------------------------------------------------
+    def _direct(self, plan: Plan, model: str | None, show: bool, start: float, after: bool):
+        """Stream the model's sentences, each checked before it is shown; return a _Direct.
+        `after`: the opening already has a lead sentence."""
+        from .compose import ANSWER_TOKENS, GRAMMAR, SentenceStream, messages
 
-    started: float
-    first_token_s: float | None = None
-    usage: Usage = field(default_factory=Usage)
-    model: str = ""
-    claim: Claim | None = None  # its text is the line as shown
-    visible: bool = False  # some of it was streamed to the user
+        result = _Direct(after=after)
+        stream = SentenceStream()
+        question = plan.question or plan.query
+        request = self.llm.stream(messages(question, plan.sources), max_tokens=ANSWER_TOKENS,
+                                  model=model, grammar=GRAMMAR)
+        for event in request:
+            if not isinstance(event, str):
+                result.usage, result.model = event.usage, event.model
+                continue
+            if result.first_token_s is None:
+                result.first_token_s = time.perf_counter() - start
+            for sentence in stream.feed(event):
+                yield from self._sentence(sentence, question, plan.sources, show, result)
+        for sentence in stream.close():
+            yield from self._sentence(sentence, question, plan.sources, show, result)
+        return result
+
+    def _sentence(self, sentence: str, question: str, sources: tuple[Source, ...], show: bool,
+                  result: _Direct) -> Iterator[str]:
+        """Check one sentence of the direct answer; yield it when it is to be shown."""
+        from .compose import remove_links
+
+        parsed = citations.parse(remove_links(sentence), sources)
+        result.dropped += parsed.dropped
+        text, cites = parsed.text, tuple(c.n for c in parsed.citations)
+        if not cites and len(sources) == 1 and text:  # a free-form model: one paper, its [1]
+            text = (text[:-1] if text.endswith(".") else text) + f" [{sources[0].n}]."
+            cites = (sources[0].n,)
+        cited = [s for s in sources if s.n in cites]
+        support = self.claim_checker.check(text, cited, question)
+        claim = Claim(text=text, cites=cites, supported=support.supported, reason=support.reason)
+        shown = (support.supported and not support.echo) or (
+            show and not support.supported and not support.instructed)
+        if shown:
+            if not support.supported:
+                claim = Claim(text=text + UNVERIFIED, cites=cites, supported=False,
+                              reason=support.reason)
+            yield (" " if result.shown or result.after else "") + claim.text
+            result.shown.append(claim)
+        else:
+            result.left_out.append(claim)

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from .text import clean
-from .types import Answer, Filters, Paper, Retrieved, Source, Turn
+from .types import Answer, Claim, Filters, Paper, Retrieved, Source, Turn
 
 # Longest question sent to retrieval and the model; longer input is trimmed (with a notice).
 MAX_QUESTION_CHARS = 2000
@@ -30,8 +30,10 @@ MAX_K = 100
 # name -> (argument synopsis, one-line help); the order is the order `/help` lists them in.
 COMMANDS: dict[str, tuple[str, str]] = {
     "/help": ("", "show this help"),
-    "/sources": ("", "sources of the last answer, with snippets"),
+    "/sources": ("", "papers of the last answer, with their quotes and scores"),
     "/open": ("N", "full abstract of source N"),
+    "/more": ("", "the papers that also answer, beyond the list's first 8"),
+    "/unverified": ("", "the last answer's sentences the check left out, marked"),
     "/k": ("[N]", "papers to retrieve per question (show or set)"),
     "/model": ("[NAME]", "model for the next answers (show or set)"),
     "/filter": ("[year>=Y year<=Y year=Y1-Y2 category=C source=FILE | clear]",
@@ -273,7 +275,8 @@ class Conversation:
         return answer
 
     def _record(self, question: str, answer: Answer) -> None:
-        self.history.append(Turn(question, answer.text))
+        # The papers it cited are what "it" and "they" of the next question point to.
+        self.history.append(Turn(question, answer.text, tuple(s.paper_id for s in answer.sources)))
         self.exchanges.append(Exchange(question, answer, datetime.now()))
         self.last_answer = answer
         self.last_sources = tuple(answer.sources)
@@ -312,11 +315,24 @@ class Conversation:
         if not self.last_sources:
             raise ChatInputError("no sources yet: ask a question first")
         number = parse_positive_int(str(n), "the source number")
-        for source in self.last_sources:
+        more = self.last_answer.more if self.last_answer is not None else ()
+        for source in (*self.last_sources, *more):
             if source.n == number:
                 return source
         numbers = ", ".join(str(s.n) for s in self.last_sources)
         raise ChatInputError(f"there is no source [{number}]; the last sources are {numbers}")
+
+    def more(self) -> tuple[Source, ...]:
+        """The last answer's papers beyond the list's cap (empty: there were none)."""
+        if self.last_answer is None:
+            raise ChatInputError("no answer yet: ask a question first")
+        return self.last_answer.more
+
+    def unverified(self) -> tuple[Claim, ...]:
+        """The last answer's sentences the check did not support (left out of its text)."""
+        if self.last_answer is None:
+            raise ChatInputError("no answer yet: ask a question first")
+        return self.last_answer.left_out
 
     def open_source(self, n: int | str) -> tuple[Source, Paper | None]:
         """Source `[n]` and its full paper (None when the store no longer has it)."""
@@ -340,13 +356,6 @@ class Conversation:
             if exchange.question.strip() != _one_line(exchange.question):
                 lines += [_quote(exchange.question), ""]
             lines += [clean(answer.text.strip()) or "_(empty answer)_", ""]
-            if answer.sources and not answer.abstained:
-                cited = {c.n for c in answer.citations}
-                lines += ["**Sources**", ""]
-                for source in answer.sources:
-                    mark = "" if not cited or source.n in cited else " _(read, not cited)_"
-                    lines.append(f"{source.n}. {source_label(source)}{mark}")
-                lines.append("")
             model = answer.model or self.model or ""
             meta = [m for m in (model, f"{answer.timings.total_s:.1f} s"
                                 if answer.timings.total_s else "") if m]

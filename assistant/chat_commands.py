@@ -11,8 +11,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from .answer_text import UNVERIFIED, evidence_lines
 from .chat import COMMANDS, ChatInputError, describe_filters, source_label
-from .chat_render import MARKER_STYLE, paper_panel, snippet
+from .chat_render import MARKER_STYLE, markdown, paper_panel, snippet
 
 
 class Commands:
@@ -93,6 +94,27 @@ class Commands:
             table.add_row("", Text(snippet(source.text), style="dim"))
         self.console.print(table)
         self.console.print("[dim]/open N shows the full abstract of source N.[/]")
+        self.console.line()
+
+    def cmd_more(self, arg: str) -> None:
+        more = self.conv.more()
+        if not more:
+            self.console.print("[dim]The last answer listed every paper that answers it.[/]")
+            return
+        self.console.print(markdown("\n".join(evidence_lines(more))))
+        self.console.print("[dim]/open N shows the full abstract of paper N.[/]")
+        self.console.line()
+
+    def cmd_unverified(self, arg: str) -> None:
+        left = self.conv.unverified()
+        if not left:
+            self.console.print("[dim]The check left nothing out of the last answer.[/]")
+            return
+        for claim in left:
+            self.console.print(markdown(claim.text + UNVERIFIED))
+            self.console.print(Text(f"  why: {claim.reason}", style="dim"))
+        self.console.print("[dim]Left out of the answer: the check did not find these in the "
+                           "quotes they cite (/open N shows a whole abstract).[/]")
         self.console.line()
 
     def cmd_open(self, arg: str) -> None:

@@ -15,10 +15,9 @@ from rich.panel import Panel
 from rich.segment import Segment
 from rich.spinner import Spinner
 from rich.style import Style
-from rich.table import Table
 from rich.text import Text
 
-from .chat import source_label
+from .answer_text import evidence_text
 from .config import Settings
 from .text import MARKER, clean
 from .types import Answer, Paper, Retrieved, Source
@@ -123,6 +122,8 @@ def status_line(answer: Answer, settings: Settings) -> str:
     if answer.dropped_citations:
         n = answer.dropped_citations
         parts.append(f"{n} invalid citation{'s' if n != 1 else ''} removed")
+    if answer.left_out:
+        parts.append(f"{len(answer.left_out)} unsupported left out (/unverified)")
     return " · ".join(parts)
 
 
@@ -132,37 +133,15 @@ def snippet(text: str, limit: int = _SNIPPET_CHARS) -> str:
 
 
 def reading(event: Retrieved) -> Any:
+    """The evidence as soon as it is decided, before the model writes the direct answer."""
     if not event.sources:
-        return Text.assemble(("No paper in the collection matches closely enough", "yellow"),
+        return Text.assemble(("No paper in the collection answers this closely enough", "yellow"),
                              (f"  ({_ms(event.retrieval_s)})", "dim"))
-    lines = [Text.assemble(("Reading ", "dim"),
-                           (f"{len(event.sources)} paper{'s' if len(event.sources) != 1 else ''}",
-                            "bold"), (f" · {_ms(event.retrieval_s)}", "dim"))]
-    for source in event.sources:
-        line = Text("  ")
-        line.append(f"[{source.n}] ", style=MARKER_STYLE)
-        line.append(source_label(source), style="dim")
-        line.no_wrap = True
-        line.overflow = "ellipsis"
-        lines.append(line)
-    lines.append(Text(""))
-    return Group(*lines)
-
-
-def sources_panel(answer: Answer) -> Panel:
-    cited = {c.n for c in answer.citations}
-    table = Table.grid(padding=(0, 1))
-    table.add_column(no_wrap=True, justify="right")
-    table.add_column()
-    for source in answer.sources:
-        dim = bool(cited) and source.n not in cited
-        table.add_row(Text(f"[{source.n}]", style="dim" if dim else MARKER_STYLE),
-                      Text(source_label(source), style="dim" if dim else ""))
-    title = "Sources"
-    if cited and len(cited) < len(answer.sources):
-        title += " [dim]· dimmed: read, not cited[/]"
-    return Panel(table, title=title, title_align="left", border_style="dim", expand=False,
-                 padding=(0, 1))
+    n = len(event.sources)
+    head = Text.assemble((f"{n} paper{'s' if n != 1 else ''} answer", "bold"),
+                         (f" · found in {_ms(event.retrieval_s)} · writing the answer…", "dim"))
+    body = evidence_text(event.sources, event.related, len(event.more), 0)
+    return Group(head, markdown(body))
 
 
 def paper_panel(source: Source, paper: Paper | None) -> Panel:
@@ -194,3 +173,27 @@ def paper_panel(source: Source, paper: Paper | None) -> Panel:
                           (clean(paper.title if paper is not None else source.title), "bold"))
     return Panel(Group(*body), title=title, title_align="left", border_style="cyan")
 
+
+
+def live_answer(console: Console, events) -> Answer | None:
+    """`papers ask` on a terminal: the evidence at once, the direct answer above it as each
+    checked sentence arrives, then the whole answer printed in their place."""
+    from rich.live import Live
+
+    from .answer_text import EVIDENCE_HEADER
+
+    answer, streamed, evidence = None, "", Text("")
+    with Live(Waiting("searching the collection…"), console=console, refresh_per_second=10,
+              transient=True, vertical_overflow="crop") as live:
+        for event in events:
+            if isinstance(event, Retrieved):
+                evidence = reading(event)
+                live.update(TailView(evidence, console.size.height - 2))
+            elif isinstance(event, str):
+                streamed += event
+                opening = streamed.split("\n\n" + EVIDENCE_HEADER)[0]
+                live.update(TailView(Group(markdown(opening), Text(""), evidence),
+                                     console.size.height - 2))
+            elif isinstance(event, Answer):
+                answer = event
+    return answer

@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .text import MARKER, numbers_in, sentences
+from .text import MARKER, numbers_in
 from .types import Citation, Source
 
-__all__ = ["MARKER", "Parsed", "numbers_in", "attribute", "has_words", "parse"]
+__all__ = ["MARKER", "Parsed", "numbers_in", "parse"]
 
 
 
@@ -45,44 +45,3 @@ def parse(text: str, sources: tuple[Source, ...]) -> Parsed:
     cleaned = MARKER.sub(replace, text)
     cleaned = re.sub(r"[ \t]+([.,;:])", r"\1", cleaned)  # "claim [9]." -> "claim ." -> "claim."
     return Parsed(text=cleaned.strip(), citations=tuple(cited.values()), dropped=dropped)
-
-
-ATTRIBUTION_MIN = 0.5  # share of a sentence's (IDF-weighted) terms a source must contain
-
-
-def attribute(text: str, sources: tuple[Source, ...], coverage) -> str:
-    """Add `[n]` to sentences that make a claim without citing, when one source clearly holds it.
-
-    `coverage(sentence, source_text)` is the IDF-weighted share of the sentence's terms found in
-    the source (retrieval.BM25Index.coverage). A sentence that names a source's title, or whose
-    terms are >= 50% in one source, gets that source's number; other uncited sentences are left
-    as they are (they count as unsupported in the evals). Sentences already citing are untouched.
-    """
-    if not sources:
-        return text
-    lines = [_attribute_line(line, sources, coverage) for line in text.strip().split("\n")]
-    return "\n".join(lines)
-
-
-def _attribute_line(line: str, sources: tuple[Source, ...], coverage) -> str:
-    out = []
-    for sentence in sentences(line):
-        if MARKER.search(sentence) or len(sentence.split()) < 4:
-            out.append(sentence)
-            continue
-        named = [s.n for s in sources if s.title.lower()[:60] in sentence.lower()]
-        if not named:
-            scores = [(coverage(sentence, f"{s.title} {s.text}"), s.n) for s in sources]
-            best, n = max(scores)
-            named = [n] if best >= ATTRIBUTION_MIN else []
-        if named:
-            body = sentence.rstrip()
-            end = body[-1] if body[-1:] in ".!?;" else ""
-            body = body[: len(body) - len(end)] if end else body
-            sentence = body + "".join(f" [{n}]" for n in named[:3]) + end
-        out.append(sentence)
-    return " ".join(out)
-
-def has_words(text: str) -> bool:
-    """True when the text says something besides citation markers."""
-    return bool(re.search(r"[A-Za-z]{2}", MARKER.sub("", text)))

@@ -151,36 +151,36 @@ def ask(
     k: Annotated[int | None, typer.Option("-k", min=1, max=100, help="Papers to retrieve.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name for the endpoint.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    strict: Annotated[bool, typer.Option(
-        "--strict", help="Leave out lines the claim check does not support "
-        "(default: shown, marked '(unverified)').")] = False,
+    show_unsupported: Annotated[bool, typer.Option(
+        "--show-unsupported", help="Also show the answer's sentences the check does not support, "
+        "marked '(unverified)' (default: left out, and counted).")] = False,
 ) -> None:
-    """Answer a question from the collection, citing papers by \\[n]."""
+    """Answer a question from the collection: a direct answer, then each paper's evidence."""
     from .answer import Assistant
+    from .chat_render import live_answer, markdown, status_line
     from .types import Answer
 
-    settings = _strict(_settings(ctx), strict)
+    settings = _settings(ctx)
     _ensure_store(settings)
-    shown = StreamCleaner()  # model output is untrusted; a sequence may span two deltas
+    options = {"k": k, "model": model, "show_unsupported": show_unsupported or None}
     with Assistant(settings) as assistant:
-        answer = None
-        for event in assistant.stream(question, history or None, k=k, model=model):
-            if isinstance(event, Answer):
-                answer = event
-            elif not as_json:
+        events = assistant.stream_events(question, history or None, **options)
+        if as_json:
+            answer = next(e for e in events if isinstance(e, Answer))
+            print(json_line(answer.to_dict()))
+            return
+        if out.is_terminal:
+            answer = live_answer(out, events)
+            assert answer is not None
+            out.print(markdown(answer.text))
+            out.print(status_line(answer, settings), style="dim", highlight=False, markup=False)
+            return
+        shown = StreamCleaner()  # model output is untrusted; a sequence may span two deltas
+        for event in events:
+            if isinstance(event, str):
                 out.print(shown.feed(event), end="", highlight=False, markup=False)
                 out.file.flush()
-        assert answer is not None
-    if as_json:
-        print(json_line(answer.to_dict()))
-        return
-    out.print()
-    if answer.citations:
-        out.print("\nSources:", style="bold")
-        for c in answer.citations:
-            source = next(s for s in answer.sources if s.n == c.n)
-            year = f" ({source.year})" if source.year else ""
-            out.print(f"  [{c.n}] {clean(c.title)}{year}", highlight=False, markup=False)
+        out.print(shown.finish(), highlight=False, markup=False)
 
 
 @llm_app.command("serve")
@@ -206,20 +206,18 @@ def chat(
     ctx: typer.Context,
     k: Annotated[int | None, typer.Option("-k", min=1, max=100, help="Papers per question.")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model name for the endpoint.")] = None,
-    strict: Annotated[bool, typer.Option(
-        "--strict", help="Leave out answer lines the claim check does not support.")] = False,
+    show_unsupported: Annotated[bool, typer.Option(
+        "--show-unsupported", help="Also show sentences the check does not support, marked "
+        "'(unverified)' (/unverified shows them for one answer).")] = False,
 ) -> None:
     """Chat with the collection in the terminal (reads one question a line when piped)."""
     from .repl import run_chat
 
-    settings = _strict(_settings(ctx), strict)
+    settings = _settings(ctx)
+    if show_unsupported:
+        settings = settings.model_copy(update={"show_unsupported": True})
     _ensure_store(settings)
     raise typer.Exit(run_chat(settings, k=k, model=model))
-
-
-def _strict(settings: Settings, strict: bool) -> Settings:
-    """--strict turns PAPERS_STRICT on for this command (it never turns it off)."""
-    return settings.model_copy(update={"strict": True}) if strict else settings
 
 
 def _ensure_store(settings: Settings) -> None:

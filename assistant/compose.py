@@ -1,133 +1,125 @@
-"""One cited line per source: the answer's structure, so that a 1.5B model cannot be mute.
+"""The direct answer: one small request over the chosen quotes, behind a cached system prompt.
 
-Asked for one answer over five abstracts at once, the embedded model replied with bare markers
-("[1] [2]") or titles in about half of the questions, and every source it was shown cost ~1.4 s
-of prompt before the first word. Here each source gets its own small request instead:
+By the time the model is asked, everything that can be decided without it has been: which
+papers answer (relevance.py) and what each says about the question (evidence.py, quoted
+verbatim). The model's few tokens go to the one thing it is needed for, the synthesis:
 
-    system prompt (fixed: ~150 tokens, cached by the server after the first request)
-    + the source's best sentences (~150 tokens: read anew, ~2 s on 2 cores)
-    + "Question: ..." (last: the 1.5B model then answers what is asked; with the question
-      before the source it described the paper instead: it stated the asked value in 11 of 17
-      dev fact questions, against 13 of 17 this way, and answered 6 of 9 dev follow-ups
-      against 8; re-reading ~25 question tokens per line costs ~0.3 s)
+    system prompt + two worked examples (fixed: ~420 tokens, cached by the server after the
+                                         first request, so they cost nothing per question)
+    + the numbered quotes, "[1] Title: "..."" (~40-60 tokens a paper: read anew, ~1 s per 60
+      tokens on 2 cores)
+    + "Question: ..."
 
-and the model writes one sentence about that source alone, or "NOT RELEVANT". On llama.cpp a
-grammar forces exactly one of those two shapes, so a reply is never a bare title or marker; the
-line's citation is known by construction (the source it was written from), and the claim check
-compares the sentence with that source's text only.
+and it writes 1 or 2 sentences that answer the question itself, each ending with the [n] of
+the quotes it uses. On llama.cpp a grammar forces that shape (no bare markers, no list of
+titles, at most two sentences); `SentenceStream` hands each finished sentence on, so it is
+checked (support.py) before it is shown.
 
-Worked example (source 1 is the stability-gap paper):
+Worked example (one paper, the stability-gap quote as [1]):
 
-    model:   "This paper proposes three strategies that mitigate the stability gap ..."
-    shown:   "Efficient Continual Pre-training by Mitigating the Stability Gap proposes three
-              strategies that mitigate the stability gap ... [1]"
+    model: "It proposes three strategies: training on a properly sized subset for multiple
+            epochs, on a high-quality sub-corpus, and on a mixture similar to the pre-training
+            data [1]."
+    shown: the same sentence, once the check finds its words in quote [1].
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from . import prompts
+from .text import sentences
 from .types import Source
 
-NOT_RELEVANT = "NOT RELEVANT"
-LEAD = "This paper "
-# Exactly "NOT RELEVANT", or one line that starts "This paper " (the title replaces those words).
-GRAMMAR = f'root ::= "{NOT_RELEVANT}" | "{LEAD}" [^\\n]+'
-LINE_TOKENS = 90  # one sentence of 20-60 words; a longer one is cut at its last full stop
-# Free-form servers (no grammar) open the same sentence in other ways.
-_OTHER_LEADS = re.compile(
-    r"^\s*(?:[-*]\s*)?(?:\[\d+\]\s*)?(?:(?:this|the) (?:paper|work|study|abstract|article)|"
-    r"the authors|it)\s+", re.IGNORECASE
-)
-_NOT_RELEVANT = re.compile(r"^\W*not\s+relevant\b", re.IGNORECASE)
-# A link in a line can only come from an abstract, which is untrusted (an injected abstract asks
-# for "download the fix at http://..."); a paper's own page is one `/open` away, so none is shown.
+# At most two sentences of 12-400 characters, each ending " [n]." (or "[n][m]."); llama.cpp's
+# GBNF. The body is printable ASCII without brackets, plus Latin letters and the typographic
+# signs abstracts use, so a citation can only close a sentence and the model (Qwen) cannot
+# drift into Chinese mid-sentence, which it did on a long answer.
+GRAMMAR = r'''root ::= sentence (" " sentence)?
+sentence ::= [A-Z0-9"(] char{10,400} " " cite "."
+char ::= [ -Z\\^-~\u00C0-\u024F\u2013\u2014\u2018\u2019\u201C\u201D\u00D7\u00B1\u2264\u2265\u00B0\u03BC]
+cite ::= "[" [1-9] "]" ("[" [1-9] "]"){0,3}'''
+ANSWER_TOKENS = 110  # two sentences of ~25-35 words, or one long enumeration
+PROMPT_PAPERS = 4  # quotes the model reads: ~40 tokens each, ~0.6 s of prefill each
+TITLE_WORDS = 12  # a long title is cut in the prompt: the quote carries the substance
+# A link in the model's text can only come from an abstract, which is untrusted (an injected
+# abstract asks for "download the fix at http://..."); a paper's own page is one `/open` away.
+_FINISHED = re.compile(r"[.!?][\"')\]]*\s*$")
 _LINK = re.compile(r"\(?\b(?:https?://|www\.)\S+", re.IGNORECASE)
 LINK_REMOVED = "(link removed)"
 
 
-def messages(question: str, source: Source) -> list[dict[str, str]]:
-    """The request for one source's line: fixed system prompt, then question, then the source."""
-    user = prompts.render("answer", question=question, text=source.text)
-    return [{"role": "system", "content": prompts.render("system", not_relevant=NOT_RELEVANT)},
-            {"role": "user", "content": user}]
+def short_name(title: str, abstract: str, papers_using: Callable[[str], int]) -> str:
+    """How the model should name a paper: "CAFA" for "CAFA: Class-Aware Feature Alignment for
+    ...", else the rarest name the abstract defines ("DiffTPT", not the "TPT" it builds on nor
+    "LLMs"), if at most 2 chunks of the collection use it; else ""."""
+    from .retrieval import defined_names
+
+    head = title.split(":", 1)[0].strip()
+    if ":" in title and len(head.split()) <= 4:
+        return head
+    names = [(papers_using(n), abstract.find(n), n) for n in defined_names(title, abstract)
+             if 2 <= len(n) <= 14 and n in abstract]
+    names = [x for x in names if x[0] <= 2]
+    return min(names)[2] if names else ""
+
+
+def short_title(title: str) -> str:
+    words = title.split()
+    return title if len(words) <= TITLE_WORDS else " ".join(words[:TITLE_WORDS]) + " …"
+
+
+def evidence_block(sources: tuple[Source, ...] | list[Source]) -> str:
+    """The quotes as the model reads them: `[n] Title: "quote"`, one paper a line."""
+    lines = []
+    for s in sources[:PROMPT_PAPERS]:
+        quote = s.text if len(sources) == 1 else (s.text.split(" … ") or [s.text])[0]
+        label = f"{s.name} ({short_title(s.title)})" if s.name and s.name not in s.title \
+            else short_title(s.title)
+        lines.append(f'[{s.n}] {label}: "{quote}"')
+    return "\n".join(lines)
+
+
+def messages(question: str, sources: tuple[Source, ...] | list[Source]) -> list[dict[str, str]]:
+    """The direct answer's request: the fixed system prompt and examples, then the quotes and
+    the question."""
+    return [{"role": "system", "content": prompts.render("system")},
+            {"role": "user", "content": prompts.render(
+                "answer", quotes=evidence_block(sources), question=question)}]
+
+
+def remove_links(text: str) -> str:
+    return _LINK.sub(LINK_REMOVED, text)
 
 
 @dataclass
-class LineStream:
-    """Turns the model's deltas for one source into the text shown, as they arrive.
+class SentenceStream:
+    """The model's deltas in, finished sentences out (each with its trailing markers).
 
-    The first characters decide the line's shape, so they are held back until known: "NOT
-    RELEVANT" shows nothing; "This paper ..." shows the title in place of "This paper".
+    A sentence is finished when the text after it starts another one, or at `close()`.
     """
 
-    title: str
-    held: str = ""
-    decided: bool = False
-    relevant: bool = True
+    buffer: str = ""
     raw: str = ""
+    done: list[str] = field(default_factory=list)
 
-    def feed(self, delta: str) -> str:
+    def feed(self, delta: str) -> list[str]:
         self.raw += delta
-        if self.decided:
-            return delta if self.relevant else ""
-        self.held += delta
-        probe = self.held.lstrip()
-        if _NOT_RELEVANT.match(probe) or (len(probe) < len(NOT_RELEVANT)
-                                          and NOT_RELEVANT.startswith(probe.upper())):
-            if _NOT_RELEVANT.match(probe):
-                self.decided, self.relevant = True, False
-            return ""
-        if len(probe) < len(LEAD) and LEAD.lower().startswith(probe.lower()):
-            return ""  # "This pa": wait for the rest
-        self.decided = True
-        return self._open(probe)
+        self.buffer += delta
+        parts = sentences(self.buffer)
+        if len(parts) < 2:
+            return []
+        finished = parts[:-1]
+        self.buffer = parts[-1]
+        self.done += finished
+        return finished
 
-    def _open(self, text: str) -> str:
-        match = _OTHER_LEADS.match(text)
-        rest = text[match.end():] if match else text
-        return f"{self.title} {rest}" if match else f"{self.title}: {rest}"
-
-    def close(self) -> str:
-        """What was still held back when the model stopped (a reply shorter than the lead)."""
-        if self.decided or not self.held.strip():
-            return ""
-        self.decided = True
-        if _NOT_RELEVANT.match(self.held) or NOT_RELEVANT.startswith(self.held.strip().upper()):
-            self.relevant = False
-            return ""
-        return self._open(self.held.lstrip())
-
-
-class LinkFilter:
-    """Streamed text with links replaced, as `line_text` replaces them: a word is held back
-    until the whitespace after it shows it whole."""
-
-    def __init__(self) -> None:
-        self.word = ""
-
-    def feed(self, text: str) -> str:
-        text = self.word + text
-        cut = max(text.rfind(" "), text.rfind("\n"))
-        done, self.word = text[: cut + 1], text[cut + 1:]
-        return _LINK.sub(LINK_REMOVED, done)
-
-    def close(self) -> str:
-        word, self.word = self.word, ""
-        return _LINK.sub(LINK_REMOVED, word)
-
-
-def line_text(title: str, raw: str) -> str | None:
-    """The whole line for a finished reply (None: not relevant), cut to complete sentences."""
-    stream = LineStream(title)
-    text = stream.feed(raw) + stream.close()
-    if not stream.relevant:
-        return None
-    text = " ".join(_LINK.sub(LINK_REMOVED, text).split())
-    if not re.search(r"[.!?]$", text):
-        cut = max(text.rfind(". "), text.rfind("! "), text.rfind("? "))
-        text = text[: cut + 1] if cut > len(title) else text
-    body = text[len(title):].strip(" :")
-    return text if len(re.findall(r"[A-Za-z]{3,}", body)) >= 3 else None
+    def close(self) -> list[str]:
+        """The last sentence, if the model finished it (one cut off by the token limit is
+        dropped: it would end mid-word)."""
+        rest = [p for p in sentences(self.buffer) if p.strip() and _FINISHED.search(p)]
+        self.buffer = ""
+        self.done += rest
+        return rest

@@ -1,104 +1,251 @@
-"""Does the collection answer this question? A decision on the retrieval evidence, before any model call.
+"""Which retrieved papers answer the question? Decided on retrieval evidence, before any model call.
 
-`assess(query, hits, bm25, settings)` looks at four signals of the fused hits:
+`assess(query, hits, bm25, settings, texts)` first decides whether the collection answers at all,
+then which papers to cite. No model is asked: a 1.5B model wrote a fluent line for every paper
+it was shown and almost never said NOT RELEVANT.
 
-  dense      best cosine similarity (MiniLM) of any hit's chunk to the query
-  coverage   best IDF-weighted share of the query's terms (and adjacent pairs) in one hit's text
-  agree      the best dense paper is also the best lexical one (both retrievers point at it)
-  margin     how far the best dense similarity stands above the next paper's
-  named      the query names a paper by a name or acronym that paper defines ("TabPFN", "MSG")
+1. Answerable at all. The signals of the best hits:
 
-and answers when any of these holds (thresholds in Settings, calibrated on the dev split; see
-config.py for the numbers):
+     dense      best cosine similarity (MiniLM) of a hit's chunk to the query
+     coverage   best IDF-weighted share of the query's terms (and adjacent pairs) in one paper
+     margin     how far the best dense similarity stands above the next paper's
+     named      the query names a paper by a name or acronym that paper defines ("TabPFN")
+     missing    specific words of the question that no paper near the top has (see below)
 
-  named | dense >= gate_similarity | coverage >= gate_coverage
-        | (dense >= gate_min_similarity and (margin >= gate_margin or (gate_agree and agree)))
+   answerable = named | (not near_miss and (dense >= gate_similarity | coverage >= gate_coverage
+                | (dense >= gate_min_similarity and margin >= gate_margin)))
+   near_miss  = missing and dense < near_miss_dense
+                and (coverage >= near_miss_coverage or margin < gate_margin)
 
-A paraphrase shares few words with its paper (coverage ~0.1-0.3) but MiniLM still finds it
-(dense 0.45-0.7); an off-topic question scores low on both. Near misses (the collection's
-vocabulary, a topic it lacks) can pass on coverage: for those the answer step's per-source
-check has the last word, so the thresholds favour keeping answerable questions answerable.
+   A near miss is asked in the collection's vocabulary about something it lacks ("continual
+   pre-training for Korean"): most of its words match papers, but a specific one ("Korean")
+   occurs in none of the top papers and is rare or absent in the whole collection (df <=
+   missing_df chunks). A paraphrase also uses words the collection lacks, but almost all of its
+   words are missing (coverage < 0.20) and MiniLM finds its one paper ahead of the rest (margin
+   >= gate_margin); a near miss made of rare words matches several papers a little (margin
+   ~0.01). A question whose best paper is very close in meaning (dense >= near_miss_dense) is
+   not a near miss whatever word it adds ("scans" in "3D medical scans such as CT"). Misspellings are not missing words: a
+   word within one edit (two for 8+ letters) of a word of the top papers is that word.
+
+2. Which papers answer. The best paper, when answerable. A "which papers ..." question (see
+   `question_kind`) also cites every other hit that is close to it on both counts:
+
+     score_i >= list_score_ratio * score_1   and   (coverage_i >= list_coverage_ratio * coverage_1
+                                                     or dense_i >= max(dense_1, gate_min_similarity))
+
+   up to LIST_CAP papers (the rest are `more`). A question about one thing ("how many tokens
+   ...", "what does X do?") cites one paper, and every paper it names. Other hits that come
+   close are `related`: shown, never cited. Thresholds: config.py, chosen on the dev split.
 """
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .config import Settings
+from .retrieval import QUESTION_WORDS
 from .types import Hit
+
+LIST_CAP = 8  # papers a list cites; more are reachable with /more in the chat
+RELATED_MAX = 3
+# "Which papers ...", "What work ...", "Are there papers ...", "anything here on ...": the asker
+# wants every paper that answers, not the one best.
+_LIST = re.compile(
+    r"\b(which|what|list|find|show|name|recommend)\s+(\w+\s+){0,2}(papers|works?|studies|"
+    r"methods|approaches|techniques|models|articles|publications|systems|datasets|benchmarks|"
+    r"reports|frameworks)\b"
+    r"|\b(are there|is there any|do you have|anything|what do you have|any)\b.{0,30}\b(papers?|"
+    r"works?|studies|research|on|about)\b"
+    r"|^\s*(papers|work|research|studies)\s+(on|about)\b",
+    re.IGNORECASE,
+)
+# Conversational framing: a word of it missing from the papers says nothing about the topic.
+_FRAMING = frozenset("""paper papers work works study studies research article articles
+    publication publications literature hey hi hello thank thanks lot please quick new field
+    supervisor told tell
+    look looking lit review writing keep hear hearing heard anything something here collection
+    say recommend me my i im wondering curious question questions interested know want need
+    help find search read reading beginner advisor professor colleague friend ask asks asked
+    asking much many often long far well""".split())
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9]|[A-Za-z0-9]")
+
+
+def question_kind(question: str) -> str:
+    """"list" when the question asks for papers ("which papers ..."), else "single"."""
+    return "list" if _LIST.search(question) else "single"
 
 
 @dataclass(frozen=True)
 class Assessment:
     answerable: bool
-    kept: list[Hit]  # worth showing the model (answerable only), best first
-    closest: list[Hit]  # the top hits, to offer as "closest, but not about this" when abstaining
+    cited: list[Hit]  # the papers that answer, best first (at most LIST_CAP)
+    closest: list[Hit]  # the top hits, offered as "closest, but not about this" when abstaining
     confidence: float  # 0..1; 0.5 is the decision boundary
     dense: float = 0.0
     coverage: float = 0.0
-    agree: bool = False
     margin: float = 0.0
     named: bool = False
-    reasons: tuple[str, ...] = field(default=())  # which rules said "answerable"
+    kind: str = "single"
+    missing: tuple[str, ...] = ()  # the question's words no paper near the top has
+    more: list[Hit] = field(default_factory=list)  # answer too, beyond LIST_CAP
+    related: list[Hit] = field(default_factory=list)  # close, but do not answer
+    reasons: tuple[str, ...] = ()  # which rules said "answerable" (or "near miss")
 
     def features(self) -> dict:
-        return {"dense": round(self.dense, 3), "coverage": round(self.coverage, 3), "agree": self.agree,
-                "margin": round(self.margin, 3), "named": self.named,
-                "confidence": round(self.confidence, 3), "answerable": self.answerable}
+        return {"dense": round(self.dense, 3), "coverage": round(self.coverage, 3),
+                "margin": round(self.margin, 3), "named": self.named, "kind": self.kind,
+                "missing": list(self.missing), "confidence": round(self.confidence, 3),
+                "answerable": self.answerable}
 
 
-def _text(hit: Hit) -> str:
+def hit_text(hit: Hit) -> str:
     return hit.title + "\n" + " ".join(c.text for c in hit.chunks)
 
 
 def assess(query: str, hits: list[Hit], bm25, settings: Settings | None = None,
-           k: int | None = None) -> Assessment:
-    """The abstention decision and the hits to show; deterministic for a given store."""
+           texts: dict[str, str] | None = None) -> Assessment:
+    """The decision and the papers to cite; deterministic for a given store.
+
+    `texts`: paper_id -> title and whole abstract (else the hits' retrieved chunks are used).
+    """
     s = settings or Settings()
-    k = k or s.k
     closest = list(hits[:3])
     if not hits:
         return Assessment(False, [], [], 0.0)
+    text = [(texts or {}).get(h.paper_id) or hit_text(h) for h in hits]
     dense = [h.dense_similarity or 0.0 for h in hits]
-    cov = [bm25.coverage(query, _text(h)) for h in hits]
+    cov = [bm25.coverage(query, t) for t in text]
     named_ids = set(bm25.named_papers(query, s.name_max_papers)) if s.name_weight > 0 else set()
     top_dense, top_cov = max(dense), max(cov)
-    by_dense = sorted(range(len(hits)), key=lambda i: -dense[i])
-    best_lex = max(range(len(hits)), key=lambda i: (cov[i], hits[i].bm25_score or 0.0))
-    agree = by_dense[0] == best_lex and top_cov > 0
-    margin = top_dense - (dense[by_dense[1]] if len(hits) > 1 else 0.0)
+    by_dense = sorted(dense, reverse=True)
+    margin = top_dense - (by_dense[1] if len(by_dense) > 1 else 0.0)
     named = any(h.paper_id in named_ids for h in hits)
+    missing = missing_words(query, text[:3], bm25, s.missing_df)
 
     reasons = []
+    near_miss = (bool(missing) and not named and top_dense < s.near_miss_dense
+                 and (top_cov >= s.near_miss_coverage or margin < s.gate_margin))
     if named:
         reasons.append("named")
-    if top_dense >= s.gate_similarity:
-        reasons.append("dense")
-    if top_cov >= s.gate_coverage:
-        reasons.append("coverage")
-    # Between the floor and gate_similarity a paper must stand out: ahead of the next one by
-    # gate_margin, or first for both retrievers. Near misses match several papers a little
-    # (margin <= 0.025 on dev); a paraphrase usually matches its one paper best.
-    if top_dense >= s.gate_min_similarity and (margin >= s.gate_margin or (agree and s.gate_agree)):
-        reasons.append("margin" if margin >= s.gate_margin else "agree")
-    # 0.5 at the nearest threshold; each rule's distance scaled by the spread seen on dev.
-    confidence = max(
+    if not near_miss:
+        if top_dense >= s.gate_similarity:
+            reasons.append("dense")
+        if top_cov >= s.gate_coverage:
+            reasons.append("coverage")
+        if top_dense >= s.gate_min_similarity and margin >= s.gate_margin:
+            reasons.append("margin")
+    confidence = _confidence(s, top_dense, top_cov, margin, named, near_miss)
+    kind = question_kind(query)
+    if not reasons:
+        return Assessment(False, [], closest, confidence, top_dense, top_cov, margin, named, kind,
+                          tuple(missing), reasons=("near miss",) if near_miss else ())
+    answering = _answering(hits, dense, cov, named_ids, kind, s)
+    cited, more = answering[:LIST_CAP], answering[LIST_CAP:]
+    chosen = {h.paper_id for h in answering}
+    best = max(hits[0].score, 1e-9)
+    related = [h for h in hits[:RELATED_MAX + len(cited)]
+               if h.paper_id not in chosen and h.score >= s.related_score_ratio * best][:RELATED_MAX]
+    return Assessment(True, cited, closest, confidence, top_dense, top_cov, margin, named, kind,
+                      tuple(missing), more, related, tuple(reasons))
+
+
+def _answering(hits: list[Hit], dense: list[float], cov: list[float], named_ids: set[str],
+               kind: str, s: Settings) -> list[Hit]:
+    """The hits that answer, best first: the first, the named ones, and for a list the others
+    close to the first on both retrieval score and (coverage or similarity)."""
+    first = 0
+    out = [hits[first]]
+    for i, h in enumerate(hits):
+        if i == first:
+            continue
+        if h.paper_id in named_ids:
+            out.append(h)
+        elif kind == "list" and h.score >= s.list_score_ratio * hits[first].score and (
+                cov[i] >= s.list_coverage_ratio * cov[first]
+                or dense[i] >= max(dense[first], s.gate_min_similarity)):
+            out.append(h)
+    return out
+
+
+def _confidence(s: Settings, top_dense: float, top_cov: float, margin: float, named: bool,
+                near_miss: bool) -> float:
+    """0.5 at the nearest threshold; each rule's distance scaled by the spread seen on dev."""
+    if near_miss and not named:
+        return 0.25
+    value = max(
         1.0 if named else 0.0,
         0.5 + (top_dense - s.gate_similarity) / 0.4,
         0.5 + (top_cov - s.gate_coverage) / 0.8,
         min(0.5 + (top_dense - s.gate_min_similarity) / 0.4, 0.5 + (margin - s.gate_margin) / 0.2),
     )
-    confidence = min(max(confidence, 0.0), 1.0)
-    answerable = bool(reasons)
-    kept: list[Hit] = []
-    if answerable:
-        # Keep a hit close to the best on either signal, or one the query names; drop the tail
-        # that is off topic on both (the small model cites whatever it is shown).
-        dense_floor = max(top_dense - s.keep_similarity_drop, s.keep_min_similarity)
-        cov_floor = max(s.keep_coverage_ratio * top_cov, s.keep_min_coverage)
-        kept = [h for h, d, c in zip(hits, dense, cov)
-                if h.paper_id in named_ids or d >= dense_floor or c >= cov_floor][:k]
-        if not kept:
-            kept = hits[:1]
-    return Assessment(answerable, kept, closest, confidence, top_dense, top_cov, agree, margin, named,
-                      tuple(reasons))
+    return min(max(value, 0.0), 1.0)
+
+
+# --- missing words ---------------------------------------------------------------------------
+
+
+def missing_words(query: str, paper_texts: Sequence[str], bm25, max_df: int) -> list[str]:
+    """Words of the query that none of `paper_texts` has and the collection has in at most
+    `max_df` chunks; framing words, misspellings of the papers' words and hyphenated compounds
+    of known words are not missing.
+
+    >>> missing_words("continue pre-training an LLM for Korean", papers, bm25, 2)  # doctest: +SKIP
+    ['Korean']
+    """
+    have = set()
+    raw: set[str] = set()
+    for text in paper_texts:
+        have.update(bm25.tokens(text))
+        raw.update(w.lower() for w in _WORD.findall(text))
+    out = []
+    for word in dict.fromkeys(_WORD.findall(query)):
+        lower = word.lower()
+        if lower in _FRAMING or lower in raw:
+            continue
+        stems = [t for t in bm25.tokens(word) if t not in QUESTION_WORDS]
+        if not stems or all(t in have for t in stems):
+            continue
+        if all(bm25.df(t) > max_df for t in stems if t not in have):
+            continue
+        if "-" in word and all(bm25.df(t) > 0 for p in word.split("-") for t in bm25.tokens(p)):
+            continue  # "test-set", "wav2vec-style": known words joined
+        if _misspelling_of(lower, raw):
+            continue
+        out.append(word)
+    return out
+
+
+def _misspelling_of(word: str, vocabulary: set[str]) -> bool:
+    """Whether `word` is one edit (two for 8+ letters; a swap of neighbours is one) from a word
+    of `vocabulary`: "adaptaion", "satelite", "pretrian", "ChocoLama". Words under 5 letters are
+    never misspellings here ("DNA" is not "DNN")."""
+    if len(word) < 5:
+        return False
+    limit = 1 if len(word) < 8 else 2
+    return any(abs(len(v) - len(word)) <= limit and v[0] == word[0]
+               and _distance(word, v, limit) <= limit for v in vocabulary)
+
+
+def _distance(a: str, b: str, limit: int) -> int:
+    """Damerau-Levenshtein (optimal string alignment) distance, giving up above `limit`."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        if min(cur) > limit:
+            return limit + 1
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def idf(bm25, term: str) -> float:
+    n = max(len(bm25.chunks), 1)
+    return math.log(1 + n / (1 + bm25.df(term)))

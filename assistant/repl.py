@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
 from rich.text import Text
@@ -34,7 +34,6 @@ from .chat import (
     Command,
     Conversation,
     parse_command,
-    source_label,
     suggest_command,
     trim_question,
 )
@@ -45,11 +44,11 @@ from .chat_render import (
     Waiting,
     markdown,
     reading,
-    sources_panel,
     status_line,
 )
+from .answer_text import EVIDENCE_HEADER, evidence_text
 from .config import Settings
-from .errors import PapersError, user_message
+from .errors import user_message
 from .text import clean
 from .types import Answer, Paper, Retrieved, Source
 
@@ -172,8 +171,8 @@ class ChatUI(Commands):
             self._ask_plain(question)
 
     def _ask_live(self, question: str) -> None:
-        """Papers being read as soon as retrieval is done, a live preview of the answer as the
-        model writes it, then the final answer (citations checked and attributed) in its place."""
+        """The evidence as soon as it is decided, the direct answer above it as each checked
+        sentence arrives, then the whole answer in their place."""
         console = self.console
         follow_up = bool(self.conv.history)
         events = self.conv.stream_events(question)
@@ -185,19 +184,19 @@ class ChatUI(Commands):
                    else "searching the collection…")
         live = Live(Waiting(waiting), console=console,
                     refresh_per_second=10, transient=True, vertical_overflow="crop")
+        evidence: Any = Text("")
         try:
             with echo, live:
                 for event in events:
                     if isinstance(event, Retrieved):
                         self._sources = tuple(event.sources)
-                        console.print(reading(event))
-                        if event.sources:
-                            n = len(event.sources)
-                            live.update(Waiting(f"reading {n} paper{'s' if n != 1 else ''}…"))
+                        evidence = reading(event)
+                        live.update(TailView(evidence, console.size.height - 2))
                     elif isinstance(event, str):
                         streamed += event
-                        height = console.size.height - 2
-                        live.update(TailView(markdown(self._clean(streamed)), height))
+                        opening = streamed.split("\n\n" + EVIDENCE_HEADER)[0]
+                        live.update(TailView(Group(markdown(self._clean(opening)), Text(""),
+                                                   evidence), console.size.height - 2))
                     elif isinstance(event, Answer):
                         answer = event
         except KeyboardInterrupt:
@@ -221,6 +220,8 @@ class ChatUI(Commands):
     def _print_partial(self, text: str) -> None:
         if text.strip():
             self.console.print(markdown(self._clean(text.strip())))
+        elif self._sources:  # cancelled before the model wrote: the evidence was decided
+            self.console.print(markdown(evidence_text(self._sources, (), 0, 0)))
 
     def _clean(self, text: str) -> str:
         """Citation markers as the final answer will have them: `[Source 2]` -> `[2]`, markers
@@ -238,9 +239,6 @@ class ChatUI(Commands):
                 hints.insert(0, "widen the filters (/filter clear)")
             hints.append("raise /k")
             console.print(f"[dim]Tip: {', '.join(hints)}.[/]")
-        elif answer.sources:
-            console.line()
-            console.print(sources_panel(answer))
         console.print(Text(status_line(answer, self.settings), style="dim"))
         console.line()
 
@@ -262,14 +260,7 @@ class ChatUI(Commands):
         if answer is None:
             self.error("the assistant stopped without finishing the answer")
             return
-        out.write(clean(answer.text.strip()) + "\n")
-        if answer.sources and not answer.abstained:
-            cited = {c.n for c in answer.citations}
-            shown = [s for s in answer.sources if not cited or s.n in cited]
-            out.write("\nSources:\n")
-            for source in shown:
-                out.write(f"[{source.n}] {source_label(source)}\n")
-        out.write("\n")
+        out.write(clean(answer.text.strip()) + "\n\n")
         out.flush()
 
 

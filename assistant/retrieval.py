@@ -40,8 +40,16 @@ _NAME = r"[A-Za-z0-9][A-Za-z0-9.\-]*[A-Za-z0-9]"
 _IN_BRACKETS = re.compile(r"\((" + _NAME + r")[),;]")
 _BEFORE_EXPANSION = re.compile(r"\b(" + _NAME + r") \((?:[A-Za-z][a-z\-]*\s){1,}")
 _NAMED = re.compile(r"\b(?:propose|introduce|present|call|dub|name|named|called|dubbed|termed)"
-                    r"(?:d|s)?\s+(?:a |an |the )?(" + _NAME + r")\b")
+                    r"(?:d|s)?\s+(?:a |an |the )?(?:[a-z\-]+ ){0,2}(" + _NAME + r")\b")
+_FOR_SHORT = re.compile(r"\b(" + _NAME + r"),? for short\b")  # "..., or LOOK for short"
 _QUERY_TOKEN = re.compile(_NAME)
+
+
+# Stems of the words that make a sentence a question ("what", "does", "which"): bm25s's English
+# stop words keep them, and abstracts rarely use them, so their IDF would make them the
+# heaviest words of every question's coverage.
+QUESTION_WORDS = frozenset("""what which who whom whose how why when where doe do did is are was
+    were can could would should will ani anyth someth there here tell know""".split())
 
 
 def name_like(token: str) -> bool:
@@ -65,15 +73,12 @@ def defined_names(title: str, text: str) -> set[str]:
     names = {m for m in _IN_BRACKETS.findall(text) if name_like(m)}
     names |= {m for m in _BEFORE_EXPANSION.findall(text) if name_like(m)}
     names |= {m for m in _NAMED.findall(text) if name_like(m)}
+    names |= {m for m in _FOR_SHORT.findall(text) if name_like(m)}
     prefix = title.split(":", 1)[0].strip() if ":" in title else ""
     if prefix and len(prefix.split()) == 1:
         names.add(prefix)  # "Mangosteen: ...", "GPTQ: ...", "MASTER: ..."
     names |= {t for t in _QUERY_TOKEN.findall(title) if name_like(t)}
     return {_singular(n) for n in names}
-
-
-def name_key(token: str) -> str:
-    return _singular(token).casefold()
 
 
 def _case_ok(query_token: str, name: str) -> bool:
@@ -129,7 +134,7 @@ class BM25Index:
         "which papers study the stability gap?" covers ~0.8 of the right paper ("paper", "study"
         are common, so they weigh little).
         """
-        words = _tokenize([query], False)[0]
+        words = [w for w in _tokenize([query], False)[0] if w not in QUESTION_WORDS]
         if not words:
             return 0.0
         seen = _tokenize([text], False)[0]

@@ -78,13 +78,27 @@ class Hit:
 
 @dataclass(frozen=True)
 class Source:
-    """A numbered source as shown to the model: `[n]` in the prompt and the answer."""
+    """A paper that answers the question, numbered `[n]`: its evidence, quoted verbatim.
+
+    `text` is what the answer quotes and what the model is shown: the abstract's sentences
+    that bear on the question (evidence.py), joined by " … " where they are not adjacent.
+    """
 
     n: int
     paper_id: str
     title: str
-    text: str  # the retrieved (possibly trimmed) text given to the model
-    score: float
+    text: str  # the quote: sentences of the abstract, verbatim
+    score: float  # how strongly the evidence says this paper answers (0..1)
+    year: int | None = None
+    name: str = ""  # what the paper calls its method ("CoTTA"), when the title is long
+
+
+@dataclass(frozen=True)
+class Related:
+    """A paper close to the question that does not answer it: shown, never cited."""
+
+    paper_id: str
+    title: str
     year: int | None = None
 
 
@@ -100,15 +114,15 @@ class Citation:
 
 @dataclass(frozen=True)
 class Claim:
-    """One line of an answer and whether the source it cites supports it."""
+    """One statement of an answer and whether the sources it cites support it."""
 
     text: str  # as shown, with its marker(s)
     cites: tuple[int, ...]
     supported: bool
     reason: str = ""  # why not supported ("number(s) not in cited text: 48", ...)
-    # "generated": written from that source alone (the citation is known by construction);
-    # "model": a marker the model wrote; "attributed": added by citations.attribute.
-    origin: str = "generated"
+    # "answer": a sentence of the direct answer, written by the model from the quotes;
+    # "quote": a paper's evidence, copied from its abstract (supported by construction).
+    origin: str = "answer"
 
 
 @dataclass(frozen=True)
@@ -126,20 +140,30 @@ class Filters:
 
 @dataclass(frozen=True)
 class Turn:
-    """One earlier exchange of a conversation; `answer` is empty for a bare user turn."""
+    """One earlier exchange of a conversation; `answer` is empty for a bare user turn.
+
+    `papers`: the ids of the papers that answer cited, best first: what "it" and "they" of a
+    follow-up refer to. Empty when unknown (a plain-text history): then the turn's question is
+    searched again to find them."""
 
     question: str
     answer: str = ""
+    papers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Retrieved:
-    """First event of `Assistant.stream_events`: what will be read, before the model writes."""
+    """First event of `Assistant.stream_events`: the evidence, decided before the model writes.
+
+    The papers that answer are known here, each with its quote, so a UI can show them at once;
+    the model then writes the direct answer over these quotes."""
 
     query: str  # standalone query actually searched
     hits: tuple[Hit, ...]
-    sources: tuple[Source, ...]  # numbered sources the prompt will hold (empty: abstaining)
+    sources: tuple[Source, ...]  # the papers that answer, with their quotes (empty: abstaining)
     retrieval_s: float
+    related: tuple[Related, ...] = ()
+    more: tuple[Source, ...] = ()  # papers that answer beyond the list's cap
 
 
 @dataclass(frozen=True)
@@ -175,12 +199,29 @@ class Answer:
     timings: Timings = field(default_factory=Timings)
     query: str = ""  # the standalone query used for retrieval (rewritten from history)
     dropped_citations: int = 0  # [n] markers whose n was never given to the model
-    claims: tuple[Claim, ...] = ()  # the answer's lines with their support (empty: abstained)
+    # Every statement shown: the direct answer's sentences ("answer"), then each paper's quote
+    # ("quote"); empty when abstaining.
+    claims: tuple[Claim, ...] = ()
     closest: tuple[str, ...] = ()  # when abstaining: titles offered as "closest, but not about this"
+    related: tuple[Related, ...] = ()  # close papers that do not answer: shown, not cited
+    more: tuple[Source, ...] = ()  # papers that answer beyond the list's cap ("/more" in chat)
+    left_out: tuple[Claim, ...] = ()  # sentences the check did not support: not in `text`
+    missing: tuple[str, ...] = ()  # when abstaining: the question's terms no paper has
+
+    @property
+    def direct(self) -> tuple[Claim, ...]:
+        """The opening: 1 to 3 cited sentences that answer the question itself."""
+        return tuple(c for c in self.claims if c.origin == "answer")
+
+    @property
+    def evidence(self) -> tuple[Source, ...]:
+        """The papers that answer, each with its quote (the same as `sources`)."""
+        return self.sources
 
     @property
     def unsupported(self) -> tuple[Claim, ...]:
-        return tuple(c for c in self.claims if not c.supported)
+        """Statements the check did not support (left out of the text unless asked for)."""
+        return self.left_out + tuple(c for c in self.claims if not c.supported)
 
     def to_dict(self) -> dict[str, Any]:
         """The `papers ask --json` shape."""
@@ -192,17 +233,27 @@ class Answer:
                 {"n": c.n, "title": c.title, "paper_id": c.paper_id, "quote": c.quote}
                 for c in self.citations
             ],
-            "sources": [
-                {"n": s.n, "title": s.title, "paper_id": s.paper_id, "score": round(s.score, 4)}
-                for s in self.sources
-            ],
-            "claims": [
-                {"text": c.text, "cites": list(c.cites), "supported": c.supported,
-                 "reason": c.reason, "origin": c.origin}
-                for c in self.claims
-            ],
+            "direct": [_claim(c) for c in self.direct],
+            "evidence": [_source(s) for s in self.sources],
+            "related": [{"title": r.title, "paper_id": r.paper_id, "year": r.year}
+                        for r in self.related],
+            "more": [_source(s) for s in self.more],
+            "left_out": [_claim(c) for c in self.left_out],
+            "claims": [_claim(c) for c in self.claims],
             "closest": list(self.closest),
+            "missing": list(self.missing),
+            "query": self.query,
             "usage": asdict(self.usage),
             "timings": asdict(self.timings),
             "model": self.model,
         }
+
+
+def _claim(c: Claim) -> dict[str, Any]:
+    return {"text": c.text, "cites": list(c.cites), "supported": c.supported, "reason": c.reason,
+            "origin": c.origin}
+
+
+def _source(s: Source) -> dict[str, Any]:
+    return {"n": s.n, "title": s.title, "paper_id": s.paper_id, "year": s.year, "quote": s.text,
+            "score": round(s.score, 4)}

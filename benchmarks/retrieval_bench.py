@@ -46,6 +46,7 @@ class Query:
     text: str
     gold: tuple[str, ...]
     tags: tuple[str, ...] = ()
+    acceptable: tuple[str, ...] = ()
     dense: list = field(default_factory=list)
     sparse: list = field(default_factory=list)
 
@@ -60,7 +61,7 @@ def read_queries(path: Path = common.QUESTIONS, answerable_only: bool = True) ->
             continue
         text = " ".join([*q.get("history", []), q["question"]])
         out.append(Query(q["id"], q.get("split", "all"), q["kind"], text, tuple(q.get("gold", [])),
-                         tuple(q.get("tags", []))))
+                         tuple(q.get("tags", [])), tuple(q.get("acceptable", []))))
     if SEARCH_QUESTIONS.is_file():
         for i, line in enumerate(SEARCH_QUESTIONS.read_text().splitlines()):
             if line.strip():

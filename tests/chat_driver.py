@@ -37,8 +37,10 @@ from assistant.types import (  # noqa: E402
     Answer,
     Chunk,
     Citation,
+    Claim,
     Hit,
     Paper,
+    Related,
     Retrieved,
     Source,
     Timings,
@@ -62,10 +64,12 @@ FAKE_PAPERS = (
 
 
 class FakeAssistant:
-    """Scripted stand-in for `answer.Assistant` with the same `stream_events` contract.
+    """Scripted stand-in for `answer.Assistant` with the same `stream_events` contract and
+    answer shape: the evidence (`Retrieved`), the direct answer's sentences, the evidence block.
 
     Question words steer it: "abstain" abstains, "llmfail" raises LLMError after retrieval,
-    "storefail" raises StoreMissingError before it. A follow-up (history given) cites [2].
+    "storefail" raises StoreMissingError before it. A follow-up (history given) cites the
+    second paper, a first question the first; the others are related.
     """
 
     def __init__(self, delay: float = 0.0, model: str = "fake-model"):
@@ -83,6 +87,8 @@ class FakeAssistant:
         pass
 
     def stream_events(self, question, history=None, *, k=None, filters=None, model=None):
+        from assistant.answer_text import abstention_text, evidence_text
+
         self.calls.append({"question": question, "history": list(history or []), "k": k,
                            "filters": filters, "model": model})
         lowered = question.lower()
@@ -90,42 +96,48 @@ class FakeAssistant:
             raise StoreMissingError("no store at ./store; run `papers ingest` first")
         query = question if not history else f"{history[-1].question} / {question}"
         papers = FAKE_PAPERS[: k or 3]
-        if "abstain" in lowered:
-            sources: tuple[Source, ...] = ()
-        else:
-            sources = tuple(Source(i + 1, p.paper_id, p.title, p.abstract, 0.9 - i / 10, p.year)
-                            for i, p in enumerate(papers))
         hits = tuple(Hit(i + 1, p.paper_id, p.title, 0.9 - i / 10,
                          (Chunk(f"{p.paper_id}#0", p.paper_id, p.title, p.abstract, 0, 1),),
                          year=p.year) for i, p in enumerate(papers))
-        yield Retrieved(query, hits, sources, 0.042)
-        if not sources:
-            text = "The collection does not cover this question."
+        if "abstain" in lowered:
+            yield Retrieved(query, hits, (), 0.042)
+            text = abstention_text(hits[:3])
+            yield text
             yield Answer(question, text, (), (), True, model or self.model,
-                         timings=Timings(0.042, None, 0.05), query=query)
+                         timings=Timings(0.042, None, 0.05), query=query,
+                         closest=tuple(h.title for h in hits[:3]))
             return
+        paper = papers[1] if history and len(papers) > 1 else papers[0]
+        sources = (Source(1, paper.paper_id, paper.title, paper.abstract, 0.9, paper.year),)
+        related = tuple(Related(p.paper_id, p.title, p.year) for p in papers
+                        if p.paper_id != sources[0].paper_id)
+        yield Retrieved(query, hits, sources, 0.042, related=related)
         if "llmfail" in lowered:
             raise LLMError("cannot reach the model server at http://127.0.0.1:9; is it running?")
         if history:
-            text = ("The paper proposes **parallel pathways** of answer generation [1], "
-                    "and a debate-driven evaluation [2].\n\n- first strategy [1]\n- second [2]")
-            cited = (1, 2)
+            direct = ("The paper proposes a **debate-driven** evaluation in which models argue "
+                      "over answers [1].")
         else:
-            text = ("Chain-of-thought reasoning is studied mechanistically in LLaMA-2 7B [1].\n\n"
-                    "The models deploy multiple parallel pathways for step-by-step reasoning [1].")
-            cited = (1,)
+            direct = ("Chain-of-thought reasoning is traced to parallel pathways in LLaMA-2 7B "
+                      "[1].")
         started = time.monotonic()
-        # Like the real Assistant, the final text may differ from the stream: a citation the
-        # model left out is attributed afterwards (here: the first one is missing while streaming).
-        streamed = text.replace(" [1]", "", 1)
-        for index, word in enumerate(streamed.split(" ")):
+        for index, word in enumerate(direct.split(" ")):
             if self.delay:
                 time.sleep(self.delay)
             yield word if index == 0 else " " + word
-        citations = tuple(Citation(n, sources[n - 1].paper_id, sources[n - 1].title,
-                                   sources[n - 1].text) for n in cited)
+        # "many": a second paper beyond the list's cap; "shaky": a sentence the check left out
+        more = tuple(Source(2, p.paper_id, p.title, p.abstract, 0.5, p.year) for p in papers[1:2]
+                     if "many" in lowered)
+        left_out = tuple(Claim("It solves every benchmark [1].", (1,), False,
+                               "number(s) not in cited text: 100") for _ in range("shaky" in lowered))
+        rest = evidence_text(sources, related, len(more), len(left_out))
+        yield "\n\n" + rest
+        text = direct + "\n\n" + rest
+        citations = (Citation(1, sources[0].paper_id, sources[0].title, sources[0].text),)
+        claims = (Claim(direct, (1,), True), Claim(f"{sources[0].text} [1]", (1,), True, origin="quote"))
         yield Answer(question, text, citations, sources, False, model or self.model,
-                     usage=Usage(812, 64),
+                     usage=Usage(812, 64), claims=claims, related=related, more=more,
+                     left_out=left_out,
                      timings=Timings(0.042, 0.5, 0.5 + time.monotonic() - started), query=query)
 
 

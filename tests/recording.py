@@ -78,7 +78,6 @@ def recorded_settings(base_url: str, **overrides) -> Settings:
         llm_api_key=None,
         llm_model=LOCAL_MODEL,
         llm_max_retries=0,  # replaying, an unrecorded call must fail now, not after backoff
-        context_window=RECORD_CTX,
         llm_grammar=True,  # the embedded model's default: answer lines are grammar-constrained
     )
     values.update(overrides)

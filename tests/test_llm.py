@@ -319,7 +319,7 @@ def test_unplayed_recording_fails(tmp_path):
     recorded["interactions"] *= 2  # the code now asks once where it asked twice
     path = tmp_path / "twice.yaml"
     path.write_text(yaml.safe_dump(recorded))
-    settings = _settings("http://127.0.0.1:9/v1", llm_model=LOCAL_MODEL, context_window=4096)
+    settings = _settings("http://127.0.0.1:9/v1", llm_model=LOCAL_MODEL)
     with pytest.raises(RecordingError) as err:
         with use_recording(path, record=False, rerecord="RERECORD-CMD"):
             LLM(settings).complete(QUESTION, max_tokens=24)
@@ -414,17 +414,19 @@ def test_embedded_model_lifecycle(real_model):
 
 
 def test_llm_replay_fixture_takes_any_path(llm_replay):
-    with llm_replay("test_llm/llm_replay_fixture.yaml", max_answer_tokens=64) as settings:
-        assert settings.max_answer_tokens == 64
-        done = LLM(settings).complete(QUESTION, max_tokens=4)
-    assert done.text
+    """A cassette named by path replays the model's recorded words, streamed as recorded."""
+    with llm_replay("test_llm/llm_replay_fixture.yaml") as settings:
+        deltas = list(LLM(settings).stream(QUESTION, max_tokens=4))
+    *words, done = deltas
+    assert "".join(words) == done.text == "The capital of France"
+    assert done.usage.completion_tokens == 4
 
 
 def test_replaying_context_manager(request, recording_base_url):
     settings = recorded_settings(recording_base_url)
-    with replaying("test_llm/replaying_helper.yaml", nodeid=request.node.nodeid) as cassette:
-        LLM(settings).complete(COUNT, max_tokens=4)
-    assert len(cassette) == 1
+    with replaying("test_llm/replaying_helper.yaml", nodeid=request.node.nodeid):
+        done = LLM(settings).complete(COUNT, max_tokens=4)
+    assert done.text == "1, 2"
 
 
 def test_recording_plugin_paths(request):

@@ -1,4 +1,4 @@
-"""relevance.assess: answer or abstain on the retrieval evidence; which hits to show."""
+"""relevance.assess: answer or abstain on the retrieval evidence; which papers to cite."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from assistant.answer import Assistant
 from assistant.config import Settings
-from assistant.relevance import assess
+from assistant.relevance import assess, missing_words, question_kind
 from assistant.retrieval import BM25Index
 from assistant.types import Chunk, Hit
 
@@ -40,7 +40,7 @@ def test_an_on_topic_paraphrase_is_answerable(bm25):
     a = assess(query, hits(bm25, {"crisis": 0.49, "speech": 0.30, "gap": 0.25}), bm25, SETTINGS)
     assert a.answerable and "dense" in a.reasons
     assert a.coverage < SETTINGS.gate_coverage
-    assert [h.paper_id for h in a.kept] == ["crisis"]  # the off-topic tail is dropped
+    assert [h.paper_id for h in a.cited] == ["crisis"]  # one paper: the best
     assert a.confidence > 0.5
 
 
@@ -48,7 +48,7 @@ def test_an_off_topic_question_abstains_and_offers_the_closest(bm25):
     query = "What is the recommended dose of ibuprofen for young children?"
     four = hits(bm25, {"gap": 0.13, "speech": 0.12, "crisis": 0.11, "msg": 0.10})
     a = assess(query, four, bm25, SETTINGS)
-    assert not a.answerable and a.kept == [] and a.reasons == ()
+    assert not a.answerable and a.cited == [] and a.reasons == ()
     assert [h.paper_id for h in a.closest] == ["gap", "speech", "crisis"]
     assert a.confidence < 0.5
 
@@ -67,12 +67,55 @@ def test_lexical_evidence_or_a_defined_name_is_enough(bm25):
     assert by_words.answerable and "coverage" in by_words.reasons
     by_name = assess("What does MSG do?", hits(bm25, {"msg": 0.2, "gap": 0.1}), bm25, SETTINGS)
     assert by_name.answerable and by_name.named and "named" in by_name.reasons
-    assert by_name.kept[0].paper_id == "msg"
+    assert [h.paper_id for h in by_name.cited] == ["msg"]
 
 
 def test_no_hits_abstain(bm25):
     a = assess("anything", [], bm25, SETTINGS)
-    assert not a.answerable and a.kept == [] and a.closest == [] and a.confidence == 0.0
+    assert not a.answerable and a.cited == [] and a.closest == [] and a.confidence == 0.0
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("Which papers study the stability gap?", "list"),
+    ("What work selects training examples to make pretraining cheaper?", "list"),
+    ("Are there papers on test-time adaptation?", "list"),
+    ("hey, is there anything here about teaching robots with videos?", "list"),
+    ("papers on test time adaptaion without catastrophic forgeting?", "list"),
+    ("How many GPU hours of training does Wuerstchen require?", "single"),
+    ("What does AITQE do?", "single"),
+    ("Which of them uses diffusion models?", "single"),
+    ("Is there a spoken quiz helper for blind pupils?", "single"),
+])
+def test_list_questions_are_told_from_single_answer_ones(question, kind):
+    assert question_kind(question) == kind
+
+
+def test_a_list_cites_every_close_paper_a_single_question_one(bm25):
+    both = {"gap": 0.45, "msg": 0.44, "crisis": 0.20}
+    question = "pre-training on a new domain: performance drops"
+    listed = assess(f"Which papers study {question}?", hits(bm25, both), bm25, SETTINGS)
+    single = assess(f"How much does {question}?", hits(bm25, both), bm25, SETTINGS)
+    assert listed.kind == "list" and single.kind == "single"
+    assert [h.paper_id for h in single.cited] == ["gap"]
+    assert "crisis" not in [h.paper_id for h in listed.cited]
+
+
+def test_missing_words_are_specific_words_no_top_paper_has(bm25):
+    texts = [f"{t}\n{x}" for t, x in PAPERS.values()]
+    assert missing_words("Which papers continually pre-train a model for Korean?", texts, bm25, 2) \
+        == ["Korean"]
+    # misspellings of the papers' words, hyphenated known words and framing are not missing
+    assert missing_words("hey, my supervisor asks: papers on pretrianed langauge modls?", texts,
+                         bm25, 2) == []
+    assert missing_words("crisis-related tweets about emergencies", texts, bm25, 2) == []
+
+
+def test_a_near_miss_abstains_on_its_missing_word(bm25):
+    """Most words match the continual pre-training paper; "Korean" matches nothing."""
+    question = "Which papers continually pre-train a model on a new domain in Korean?"
+    a = assess(question, hits(bm25, {"gap": 0.5, "msg": 0.3}), bm25, SETTINGS)
+    assert not a.answerable and a.missing == ("Korean",) and a.reasons == ("near miss",)
+    assert a.coverage >= SETTINGS.near_miss_coverage
 
 
 def test_assessment_is_deterministic(bm25):
@@ -96,8 +139,8 @@ def assistant(bundled_store):
     "transcription step?",
 ])
 def test_bundled_answerable_questions_keep_their_paper(assistant, question):
-    kept = assistant.relevant(question, assistant.search(question))
-    assert kept and kept[0].rank == 1
+    a = assistant.assess(question, assistant.search(question))
+    assert a.answerable and a.cited[0].rank == 1
 
 
 @pytest.mark.parametrize("question", [
@@ -107,6 +150,5 @@ def test_bundled_answerable_questions_keep_their_paper(assistant, question):
 ])
 def test_bundled_off_topic_questions_abstain(assistant, question):
     hits = assistant.search(question)
-    assert hits and assistant.relevant(question, hits) == []
-    a = assess(question, hits, assistant.retriever.bm25, assistant.settings)
-    assert not a.answerable and len(a.closest) == 3
+    a = assistant.assess(question, hits)
+    assert hits and not a.answerable and a.cited == [] and len(a.closest) == 3

@@ -13,10 +13,16 @@ Definitions (k-capped where a perfect system could not reach 1 otherwise):
   answerable questions not abstained.
 - headline (`misses` empty): an answerable question is answered correctly when it is not
   abstained, a gold paper is cited, the expected value (if any) is in the answer, every
-  statement is supported by the deterministic scorer, and no line is a bare title or marker;
-  an abstain question when it abstains and cites nothing. Abstaining on an answerable
-  question is a miss, never "no value".
-- substantive: answerable, not abstained, and no line that is only titles and/or markers.
+  statement is supported by the deterministic scorer, the answer states the key, no
+  statement is an echo of the question, and (a single-paper question) no paper outside gold
+  and acceptable is cited; an abstain question when it abstains and cites nothing.
+  Abstaining on an answerable question is a miss, never "no value".
+- substantive: answerable, not abstained, and no statement that is an echo or a bare title.
+- key recall: the answer, titles and markers removed, matches one of the key's regexes.
+- echo rate: statements (pooled) whose content words beyond the titles all come from the
+  question.
+- extra citation rate: single-paper questions that cite a paper outside gold + acceptable.
+- list recall: "which papers" questions: gold papers cited / min(|gold|, 8).
 """
 
 from __future__ import annotations
@@ -144,12 +150,15 @@ def substantive(answer: str, titles: Sequence[str], abstained: bool,
 
 # Why a question misses the headline (fixed keys: the report always has every count).
 MISS_REASONS = ("abstained", "no_gold_cited", "value_missing", "unfaithful", "bare",
-                "answered_off_topic", "cited_when_abstaining", "error")
+                "no_key", "echo", "extra_citation", "answered_off_topic", "cited_when_abstaining",
+                "error")
 
 
 def headline_misses(*, answerable: bool, abstained: bool, cited: Sequence[str],
                     gold: Sequence[str], expected: Sequence[str], answer: str,
-                    supported: Sequence[bool], substantive: bool | None) -> list[str]:
+                    supported: Sequence[bool], substantive: bool | None,
+                    key: bool | None = None, echoes: int = 0,
+                    extra: bool | None = None) -> list[str]:
     """Reasons (MISS_REASONS) the answer misses the headline; [] means correct.
 
     `supported`: the deterministic scorer's verdict per statement; an answer with no
@@ -169,6 +178,12 @@ def headline_misses(*, answerable: bool, abstained: bool, cited: Sequence[str],
         misses.append("unfaithful")
     if not substantive:
         misses.append("bare")
+    if key is False:
+        misses.append("no_key")
+    if echoes:
+        misses.append("echo")
+    if extra:
+        misses.append("extra_citation")
     return misses
 
 
@@ -180,3 +195,50 @@ def title_ok(title: str, gold: Sequence[str], acceptable: Sequence[str] = ()) ->
 def mean_of(values: Iterable[float | bool | None]) -> float | None:
     present = [float(v) for v in values if v is not None]
     return round(mean(present), 4) if present else None
+
+
+# --------------------------------------------------------------------------- substance (issue 14)
+
+
+def _remove_titles(text: str, titles: Sequence[str]) -> str:
+    for title in sorted({t for t in titles if t}, key=len, reverse=True):
+        text = re.sub(re.escape(title), " ", text, flags=re.IGNORECASE)
+    return _MARKER.sub(" ", text)
+
+
+def is_echo(statement: str, question: str, titles: Sequence[str] = ()) -> bool:
+    """A statement that says nothing the question (and the cited titles) did not already say:
+    every content word beyond the titles comes from the question ("Title studies the stability
+    gap [1]" for "Which papers study the stability gap?"), or there is none. The run-time check
+    (assistant/support.py) leaves such sentences out; this measures that it did."""
+    from assistant.support import is_echo as echo
+
+    return echo(_MARKER.sub(" ", statement), question, titles)
+
+
+def states_key(answer: str, key: Sequence[str], titles: Sequence[str] = ()) -> bool | None:
+    """Whether the answer, titles and markers removed, matches one of the key's regexes."""
+    if not key:
+        return None
+    text = " ".join(_remove_titles(answer, titles).split())
+    return any(re.search(pattern, text, re.IGNORECASE) for pattern in key)
+
+
+def extra_citation(cited: Sequence[str], gold: Sequence[str], acceptable: Sequence[str],
+                   single_paper: bool) -> bool | None:
+    """A single-paper question that cites a paper outside gold + acceptable."""
+    if not single_paper:
+        return None
+    ok = set(_keys(gold)) | set(_keys(acceptable))
+    return any(key not in ok for key in _keys(cited))
+
+
+LIST_CAP = 8  # an answer lists at most this many papers (the rest are reachable in the chat)
+
+
+def list_recall(cited: Sequence[str], gold: Sequence[str], is_list: bool) -> float | None:
+    """Gold papers cited / min(|gold|, LIST_CAP), for "which papers" questions."""
+    if not is_list or not gold:
+        return None
+    gold_keys = set(_keys(gold))
+    return len(gold_keys & set(_keys(cited))) / min(len(gold_keys), LIST_CAP)

@@ -28,14 +28,14 @@ from .faithfulness import (
     Check,
     CitedText,
     DeterministicScorer,
+    Statement,
     split_statements,
     strip_markers,
 )
-from .judge import Judge, JudgeResult
+from .judge import Judge
 from .questions import KINDS, SPLITS, Question, load_questions
 
 REPLAY_BASE_URL = "http://127.0.0.1:9/v1"  # nothing listens: an unrecorded call fails at once
-EVAL_CONTEXT_WINDOW = 4096  # the embedded model's n_ctx, in record and replay alike
 RETRIEVAL_DEPTH = 10
 RERECORD = "papers eval --record"
 MANIFEST = "manifest.json"
@@ -78,8 +78,7 @@ def prompt_texts() -> dict[str, str]:
 _ENVIRONMENT_SETTINGS = {
     "store_dir", "chroma_url", "chroma_token", "collection", "cache_dir", "embed_batch_size",
     "llm_base_url", "llm_model", "llm_api_key", "llm_timeout", "llm_max_retries",
-    "context_window", "llm_grammar", "local_threads", "local_ctx", "local_parallel",
-    "local_start_timeout",
+    "llm_grammar", "local_threads", "local_ctx", "local_parallel", "local_start_timeout",
 }
 PINNED_SETTINGS = tuple(name for name in Settings.model_fields if name not in _ENVIRONMENT_SETTINGS)
 
@@ -89,12 +88,10 @@ def pinned_settings() -> dict[str, Any]:
     return {name: fields[name].default for name in PINNED_SETTINGS if name in fields}
 
 
-def fingerprint(question: Question, model: str, context_window: int,
-                prompts: dict[str, str] | None = None) -> str:
+def fingerprint(question: Question, model: str, prompts: dict[str, str] | None = None) -> str:
     payload = {
         "prompts": prompts if prompts is not None else prompt_texts(),
         "model": model,
-        "context_window": context_window,
         "settings": pinned_settings(),
         "question": question.question,
         "history": list(question.history),
@@ -107,7 +104,6 @@ def eval_settings(settings: Settings, record: bool) -> Settings:
     update: dict[str, Any] = {
         **pinned_settings(),
         "llm_model": settings.llm_model or LOCAL_MODEL,
-        "context_window": settings.context_window or EVAL_CONTEXT_WINDOW,
         # Recorded from the embedded model, which takes the answer lines' grammar.
         "llm_grammar": True,
     }
@@ -188,7 +184,7 @@ class CitationResult:
                 "correct_paper": self.correct_paper, **self.check.to_dict()}
 
 
-ORIGINS = ("generated", "model", "attributed")
+ORIGINS = ("answer", "quote")
 
 
 @dataclass
@@ -228,6 +224,11 @@ class QuestionResult:
     faithfulness_runtime: float | None = None  # supported claims / claims
     citation_checks: list[CitationResult] = field(default_factory=list)
     error: str = ""  # recording only: the question raised this; it counts as a miss
+    key: bool | None = None  # the answer states the key (None: abstain question)
+    echoes: int = 0  # statements that restate the question
+    extra_citation: bool | None = None  # single-paper question citing outside gold+acceptable
+    list_recall: float | None = None  # "which papers" questions
+    left_out: int = 0  # direct-answer sentences the run-time check left out
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -238,6 +239,10 @@ class QuestionResult:
             d[key] = list(d[key])
         d["seconds"] = round(self.seconds, 2)
         return d
+
+
+def _pooled_rate(count: int, total: int) -> float | None:
+    return round(count / total, 4) if total else None
 
 
 def _pooled(flags: Sequence[bool]) -> float | None:
@@ -290,13 +295,22 @@ def summarize(rs: Sequence[QuestionResult]) -> dict[str, Any]:
             "accuracy": M.mean_of(r.abstention_correct for r in rs),
             "abstain_recall": M.mean_of(r.abstention_correct for r in abstain),
             "false_abstention_rate": M.mean_of(r.abstained for r in answerable),
+            "near_miss_recall": M.mean_of(r.abstention_correct for r in abstain
+                                          if "near_miss" in r.tags),
             "abstain_questions": len(abstain),
         },
+        "key_recall": M.mean_of(r.key for r in rs),
+        "echo_rate": _pooled_rate(sum(r.echoes for r in rs), len(statements)),
+        "extra_citation_rate": M.mean_of(r.extra_citation for r in rs),
+        "list_recall": M.mean_of(r.list_recall for r in rs),
         "faithfulness": M.mean_of(r.faithfulness for r in rs),
+        # The judge is the answering model grading its own answers: a weak second opinion.
         "faithfulness_judge": M.mean_of(r.faithfulness_judge for r in rs),
         "faithfulness_runtime": M.mean_of(r.faithfulness_runtime for r in rs),
         "statements": {
             "total": len(statements),
+            "direct": sum(c.origin == "answer" for c in claims),
+            "left_out": sum(r.left_out for r in rs),
             "supported": sum(s.check.supported for s in statements),
             "judge_total": len(judged),
             "judge_supported": sum(bool(j.get("supported")) for j in judged),
@@ -460,7 +474,10 @@ def load_thresholds(evals_dir: Path) -> dict[str, dict[str, float]]:
 
 
 def _cited_texts(answer) -> dict[int, CitedText]:
-    return {c.n: CitedText(c.n, c.title, c.quote) for c in answer.citations}
+    """What each cited paper showed the model: its quote, under its title and short name."""
+    names = {s.n: s.name for s in answer.sources if getattr(s, "name", "")}
+    return {c.n: CitedText(c.n, f"{names[c.n]} {c.title}" if c.n in names else c.title, c.quote)
+            for c in answer.citations}
 
 
 def _citation_checks(q: Question, answer, scorer: DeterministicScorer
@@ -474,7 +491,7 @@ def _citation_checks(q: Question, answer, scorer: DeterministicScorer
     claims = [ClaimResult(c.text, tuple(c.cites), c.origin, c.supported, c.reason)
               for c in answer.claims]
     lines = [(c.text, c.cites, c.origin) for c in claims] or [
-        (st.text, st.cites, "model") for st in split_statements(M.strip_line_notes(answer.text))]
+        (st.text, st.cites, "answer") for st in split_statements(M.strip_line_notes(answer.text))]
     checks = []
     for text, cites, origin in lines:
         plain = strip_markers(M.strip_line_notes(text))
@@ -488,28 +505,46 @@ def _citation_checks(q: Question, answer, scorer: DeterministicScorer
     return claims, checks
 
 
+def _statements(answer) -> list[tuple[str, tuple[int, ...]]]:
+    """What the answer claims: its direct sentences and quotes (`Answer.claims`), the run-time
+    " (unverified)" notes aside; an answer without claims is split into sentences."""
+    if answer.abstained:
+        return []
+    if answer.claims:
+        return [(strip_markers(M.strip_line_notes(c.text)), tuple(c.cites)) for c in answer.claims]
+    return [(st.text, st.cites) for st in split_statements(M.strip_line_notes(answer.text))]
+
+
 def score_question(q: Question, answer, retrieved: list[str], scorer: DeterministicScorer,
                    judge_result=None, shown_k: int = 5) -> QuestionResult:
     """Everything measured on one answered question (pure given its inputs)."""
     cited = [c.title for c in answer.citations]
     sources = _cited_texts(answer)
-    statements: list[StatementResult] = []
-    if not answer.abstained:
-        # the run-time " (unverified)" notes are verdicts, not claims: not scored
-        for st in split_statements(M.strip_line_notes(answer.text)):
-            texts = [sources[n] for n in st.cites if n in sources]
-            statements.append(StatementResult(st.text, st.cites, scorer.check(st.text, texts)))
+    statements = [StatementResult(text, cites, scorer.check(text, [sources[n] for n in cites
+                                                                   if n in sources]))
+                  for text, cites in _statements(answer)]
     judged: list[dict] = []
     if judge_result is not None:
         judged = [{"text": s.text, "cites": list(s.cites), "supported": v}
                   for s, v in zip(judge_result.statements, judge_result.verdicts)]
     shown = len(answer.sources) or shown_k
-    titles = [*cited, *(s.title for s in answer.sources)]
-    substantive = M.substantive(answer.text, titles, answer.abstained, q.answerable)
+    titles = [*cited, *(s.title for s in answer.sources), *(s.title for s in answer.more),
+              *(r.title for r in getattr(answer, "related", ()))]
+    names = [s.name for s in answer.sources if getattr(s, "name", "")]
+    asked = " ".join([*q.history, q.question])
+    echoes = sum(M.is_echo(st.text, asked, titles + names) for st in statements)
+    substantive = (None if not q.answerable else
+                   not answer.abstained and bool(statements) and not echoes
+                   and M.substantive(answer.text, titles, answer.abstained, q.answerable))
+    key = M.states_key(answer.text, q.key, titles) if q.answerable else None
+    if q.answerable and answer.abstained:
+        key = False
+    extra = M.extra_citation(cited, q.gold, q.acceptable, q.single_paper)
     misses = M.headline_misses(
         answerable=q.answerable, abstained=answer.abstained, cited=cited, gold=q.gold,
         expected=q.expected, answer=answer.text,
-        supported=[s.check.supported for s in statements], substantive=substantive)
+        supported=[s.check.supported for s in statements], substantive=substantive,
+        key=key if q.key else None, echoes=echoes, extra=extra)
     claims, checks = _citation_checks(q, answer, scorer)
     return QuestionResult(
         id=q.id, kind=q.kind, question=q.question, history=q.history, gold=q.gold,
@@ -532,7 +567,10 @@ def score_question(q: Question, answer, retrieved: list[str], scorer: Determinis
         split=q.split, tags=q.tags, correct=not misses, misses=misses,
         substantive=substantive, claims=claims,
         faithfulness_runtime=(sum(c.supported for c in claims) / len(claims) if claims else None),
-        citation_checks=checks,
+        citation_checks=checks, key=key if q.key else None, echoes=echoes,
+        extra_citation=extra,
+        list_recall=M.list_recall(cited, q.gold, q.is_list),
+        left_out=len(getattr(answer, "left_out", ())),
     )
 
 
@@ -565,8 +603,8 @@ def _save_manifest(cassettes: Path, manifest: dict) -> None:
     tmp.replace(cassettes / MANIFEST)
 
 
-def stale_ids(questions: Sequence[Question], cassettes: Path, manifest: dict, model: str,
-              context_window: int) -> list[str]:
+def stale_ids(questions: Sequence[Question], cassettes: Path, manifest: dict,
+              model: str) -> list[str]:
     """Ids of the questions whose recording is missing or was made for other inputs."""
     prompts = prompt_texts()
     stale = []
@@ -574,14 +612,14 @@ def stale_ids(questions: Sequence[Question], cassettes: Path, manifest: dict, mo
         entry = manifest.get("questions", {}).get(q.id)
         has_file = (cassettes / f"{q.id}.yaml").is_file() or entry and entry.get("calls") == 0
         if (entry is None or not has_file
-                or entry.get("fingerprint") != fingerprint(q, model, context_window, prompts)):
+                or entry.get("fingerprint") != fingerprint(q, model, prompts)):
             stale.append(q.id)
     return stale
 
 
-def _check_fresh(questions: Sequence[Question], cassettes: Path, manifest: dict, model: str,
-                 context_window: int) -> None:
-    stale = stale_ids(questions, cassettes, manifest, model, context_window)
+def _check_fresh(questions: Sequence[Question], cassettes: Path, manifest: dict,
+                 model: str) -> None:
+    stale = stale_ids(questions, cassettes, manifest, model)
     if stale:
         detail = f"{len(stale)} of {len(questions)} questions, first: {stale[0]}"
         raise StaleRecordingsError(stale_message(manifest, len(stale), detail))
@@ -620,12 +658,12 @@ def run_suite(
         questions = [q for q in questions if q.id in wanted]
 
     s = eval_settings(settings, record)
-    model, ctx = s.model_name, s.effective_context_window
+    model = s.model_name
     manifest = _load_manifest(cassettes)
     if not record:
-        _check_fresh(questions, cassettes, manifest, model, ctx)
+        _check_fresh(questions, cassettes, manifest, model)
     elif only_stale:  # resume an interrupted recording, or re-record what a change touched
-        stale = set(stale_ids(questions, cassettes, manifest, model, ctx))
+        stale = set(stale_ids(questions, cassettes, manifest, model))
         questions = [q for q in questions if q.id in stale]
 
     from .vectors import EmbeddingCache, corpus_chunk_texts, eval_store
@@ -651,14 +689,12 @@ def run_suite(
                 with use_recording(path, record=record, rerecord=RERECORD) as cassette:
                     answer = assistant.ask(q.question, history=list(q.history))
                     judged = None
-                    if judge_model is not None and not answer.abstained:
-                        stmts = split_statements(answer.text)
-                        if answer.citations:
-                            judged = judge_model.judge(q.question, answer.text, stmts,
-                                                       _cited_texts(answer),
-                                                       atomic=bool(answer.claims))
-                        else:  # nothing cited: nothing to check against, all unsupported
-                            judged = JudgeResult(tuple(stmts), (False,) * len(stmts), 0)
+                    direct = [Statement(strip_markers(c.text), tuple(c.cites))
+                              for c in answer.direct]
+                    if judge_model is not None and direct:
+                        # Only what the model wrote: the quotes are the abstracts' own words.
+                        judged = judge_model.judge(q.question, answer.text, direct,
+                                                   _cited_texts(answer), atomic=True)
             except Exception as exc:
                 if not record and _is_unmatched(exc):
                     raise StaleRecordingsError(
@@ -686,11 +722,11 @@ def run_suite(
             results.append(result)
             if record:  # saved after each question: an interrupted recording keeps its work
                 manifest.setdefault("questions", {})[q.id] = {
-                    "fingerprint": fingerprint(q, model, ctx, prompts),
+                    "fingerprint": fingerprint(q, model, prompts),
                     "seconds": round(result.seconds, 1),
                     "calls": len(cassette),  # 0: abstained before any model call, no file
                 }
-                manifest["model"], manifest["context_window"] = model, ctx
+                manifest["model"] = model
                 _save_manifest(cassettes, manifest)
             if progress:
                 progress(i + 1, len(questions), q.id)

@@ -1,0 +1,76 @@
+"""The answer's wording: the abstention, the list's lead, the evidence block.
+
+Presentation code (the chat, the CLI) and the core share these, so a shown preview and the
+final `Answer.text` read the same; nothing here touches the store or the model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from .types import Hit, Related, Source
+
+# What the user reads when the collection does not cover a question (the first line of an
+# abstention; the closest papers follow it, not cited as support).
+SENTINEL = "The collection does not contain papers that answer this question."
+CLOSEST_HEADER = "Closest, but not about this:"
+EVIDENCE_HEADER = "Evidence:"
+RELATED_HEADER = "Related, not cited:"
+UNVERIFIED = " (unverified)"  # marks a shown sentence the check does not support
+
+
+def is_abstention(text: str) -> bool:
+    norm = lambda s: re.sub(r"\W+", " ", s).strip().lower()  # noqa: E731
+    return norm(text).startswith(norm(SENTINEL))
+
+
+def abstention_text(closest: Sequence[Hit], missing: Sequence[str] = ()) -> str:
+    """The sentinel, what no paper has, then the closest papers: offered, not cited."""
+    lines = [SENTINEL]
+    if missing:
+        words = ", ".join(f'"{w}"' for w in missing[:3])
+        lines[0] += f" No paper near it mentions {words}."
+    if closest:
+        lines += [CLOSEST_HEADER] + [f"- {h.title}" for h in closest]
+    return "\n".join(lines)
+
+
+def _label(title: str, year: int | None) -> str:
+    return f"{title} ({year})" if year else title
+
+
+def evidence_lines(sources: Sequence[Source]) -> list[str]:
+    """`[n] Title (year): "quote"`, a paper a line."""
+    return [f'[{s.n}] {_label(s.title, s.year)}: "{s.text}"' for s in sources]
+
+
+def evidence_text(sources: Sequence[Source], related: Sequence[Related], more: int,
+                  left_out: int) -> str:
+    """The evidence paper by paper, then the uncited related papers and the counts."""
+    lines = [EVIDENCE_HEADER, *evidence_lines(sources)]
+    if related:
+        lines.append(f"{RELATED_HEADER} " + "; ".join(_label(r.title, r.year) for r in related))
+    if more:
+        lines.append(f"{more} more paper{'s' if more != 1 else ''} answer{'' if more != 1 else 's'}"
+                     " this (/more in the chat).")
+    if left_out:
+        lines.append(f"{left_out} sentence{'s' if left_out != 1 else ''} of the answer left out: "
+                     "the check did not find {} in the quotes.".format(
+                         "them" if left_out != 1 else "it"))
+    return "\n".join(lines)
+
+
+def lead_text(sources: Sequence[Source], more: Sequence[Source]) -> str:
+    """A list's first words: how many papers answer (the model then says what they do)."""
+    if len(sources) < 2:
+        return ""
+    total = len(sources) + len(more)
+    return f"{total} papers in the collection answer this" + (
+        f" ({len(sources)} below)." if more else ".")
+
+
+def fallback_lead(sources: Sequence[Source]) -> str:
+    """The opening when the model wrote nothing the check supports: which paper answers (its
+    quote, below, says what it found)."""
+    return f"{sources[0].title} answers this; its abstract says:"

@@ -1,0 +1,138 @@
+"""What a paper says about the question: the sentences of its abstract that answer it, verbatim.
+
+No model: each sentence is scored, the best one or two are quoted as they stand (so a value
+comes through exactly as the abstract writes it), and the quote is what the answer shows under
+the paper's title and what the model reads to write the direct answer.
+
+    score = 0.55 * similarity(question, sentence)      MiniLM cosine, 0..1
+          + 0.45 * coverage(question, sentence)        IDF-weighted share of the question's terms
+          + SUBSTANCE * (has a number) + SUBSTANCE * (states a result or a method)
+          + NEW_WORDS * min(new content words, 6) / 6   what the question did not already say
+          - ECHO      * (every content word is the question's)   "We study the stability gap."
+          - MOTIVATION * (opens with the field's background)      "X has become popular ..."
+
+A value question ("how many ...", "what share ...") doubles the number bonus. The first-ranked
+sentence is quoted; a second one joins when it scores within SECOND_WITHIN of it and the quote
+stays within the token budget.
+
+Worked example, "Which papers study the stability gap?" over the stability-gap abstract:
+"LLMs' performance initially drops, then recovers ... (the stability gap)" scores
+0.55*0.62 + 0.45*0.80 + 0.08 (result) + 0.05 = 0.83; "We propose three effective strategies:
+(1) ..., (2) ..., (3) ..." 0.55*0.45 + 0.45*0.35 + 0.16 (number, method) + 0.08 = 0.65, within
+0.2 of the best: both are quoted, in abstract order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .context import neutralise
+from .grounding import statement_numbers
+from .similarity import Similarity
+from .text import sentences
+
+SIMILARITY = 0.40  # the rest of the relevance weight is coverage
+SUBSTANCE = 0.20
+NEW_WORDS = 0.08
+ECHO = 0.25
+MOTIVATION = 0.20
+SECOND_WITHIN = 0.20  # a second sentence is quoted when it scores this close to the best
+QUOTE_TOKENS = 90  # one or two sentences: most abstract sentences are 20-45 tokens
+WHOLE_QUOTE_TOKENS = 160  # a follow-up about one paper reads its whole abstract: up to 3
+MIN_SENTENCE_CHARS = 25  # shorter pieces ("Code is available.") are never quoted alone
+
+_LINK = re.compile(r"https?://|www\.|github\.com", re.IGNORECASE)
+_ENUMERATION = re.compile(r"\(\s*(?:1|i|a)\s*\).*\(\s*(?:2|ii|b)\s*\)|:\s*\w[^.]*;", re.IGNORECASE)
+_RESULT = re.compile(
+    r"\b(we (propose|introduce|present|develop|design|find|show|observe|demonstrate|release|"
+    r"construct|collect|curate)|achiev\w*|outperform\w*|improv\w*|reduc\w*|surpass\w*|"
+    r"speed(s|ed)?[- ]?up|faster|results? (show|in|demonstrate)|leads? to|yields?|reach\w*|"
+    r"match\w*|exceed\w*|consist\w* of|comprising|contains?|strateg\w*|by \d)\b",
+    re.IGNORECASE,
+)
+_BACKGROUND = re.compile(
+    r"^(recent(ly)?|in recent years|over the past|with the (rapid|recent|advent)|"
+    r"large language models \(llms\) have|.{0,80}\b(has|have) (become|emerged|shown|gained|"
+    r"achieved|witnessed|demonstrated)|.{0,60}\b(aims?|seeks?|attempts?) to\b|however,|despite|"
+    r"although)|\brecent (years|works?|studies|advances|progress)\b", re.IGNORECASE)
+_VALUE_QUESTION = re.compile(
+    r"\b(how (many|much|long|often|fast|large|big|strongly|well)|what (share|fraction|"
+    r"percentage|number|size|speed-?up|accuracy|score|improvement|gain|auc|f1|error|value)|"
+    r"by how much|to what|up to what|which (two|three))\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Scored:
+    index: int  # position in the abstract
+    text: str
+    score: float
+    tokens: int
+
+
+def is_value_question(question: str) -> bool:
+    return bool(_VALUE_QUESTION.search(question))
+
+
+class Quoter:
+    """`quote(question, abstract)`: the abstract's sentences that answer the question."""
+
+    def __init__(self, sim: Similarity, coverage: Callable[[str, str], float],
+                 terms: Callable[[str], list[str]], count_tokens: Callable[[str], int]) -> None:
+        self.sim = sim
+        self.coverage = coverage  # bm25.coverage(query, text)
+        self.terms = terms  # bm25.tokens: stemmed, stop words dropped
+        self.count_tokens = count_tokens
+
+    def scored(self, question: str, abstract: str) -> list[Scored]:
+        """Every sentence of the abstract with its score, in abstract order."""
+        sents = [s for s in sentences(neutralise(abstract)) if len(s) >= MIN_SENTENCE_CHARS]
+        if not sents:
+            return []
+        sims = self.sim.sims(question, sents)
+        asked = set(self.terms(question))
+        value = 2.0 if is_value_question(question) else 1.0
+        out = []
+        for i, (sent, similarity) in enumerate(zip(sents, sims)):
+            own = set(self.terms(sent))
+            new = len(own - asked)
+            score = (SIMILARITY * float(similarity) + (1 - SIMILARITY) * self.coverage(question, sent)
+                     + SUBSTANCE * value * bool(statement_numbers(sent))
+                     + SUBSTANCE * bool(_RESULT.search(sent) or _ENUMERATION.search(sent))
+                     + NEW_WORDS * min(new, 6) / 6
+                     - ECHO * (new == 0)
+                     - MOTIVATION * bool(_BACKGROUND.search(sent))
+                     - ECHO * bool(_LINK.search(sent)))  # "Code is at https://...": no finding
+            out.append(Scored(i, sent, score, self.count_tokens(sent)))
+        return out
+
+    def quote(self, question: str, abstract: str, *, most: int = 2) -> tuple[str, float]:
+        """(quote, best sentence's score): up to `most` sentences in abstract order, joined by
+        " … " where they are not adjacent. One for each paper of a list; three for a follow-up
+        about one paper, which reads its whole abstract."""
+        scored = self.scored(question, abstract)
+        if not scored:
+            return neutralise(abstract)[:400], 0.0
+        budget = WHOLE_QUOTE_TOKENS if most > 2 else QUOTE_TOKENS
+        ranked = sorted(scored, key=lambda s: -s.score)
+        best = ranked[0]
+        picked, used = [best], best.tokens
+        for cand in ranked[1:]:
+            if len(picked) >= most or cand.score < best.score - SECOND_WITHIN:
+                break
+            if used + cand.tokens <= budget:
+                picked.append(cand)
+                used += cand.tokens
+        return join(sorted(picked, key=lambda s: s.index)), best.score
+
+
+def join(parts: list[Scored]) -> str:
+    """Sentences in abstract order; " … " marks a gap between two that are not adjacent."""
+    text, last = "", None
+    for part in parts:
+        if last is not None:
+            text += " " if part.index == last + 1 else " … "
+        text += part.text
+        last = part.index
+    return text
