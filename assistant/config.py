@@ -6,13 +6,22 @@ import os
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The embedded default chat model (llama.cpp server over the pinned GGUF parts).
 LOCAL_MODEL = "qwen2.5-coder-1.5b-instruct"
 # With an API key and no base URL we talk to OpenAI with a small, cheap model.
 OPENAI_DEFAULT_MODEL = "gpt-4o-mini"
+DEFAULT_LIBRARY = "papers"
+LIBRARY_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # a folder name on every system
+# Where the store was before libraries lived in the per-user data folder; a checkout's store/.
+LEGACY_STORE = "store"
+
+
+def _user_data_dir() -> Path:
+    # At each Settings(), not at import: XDG_DATA_HOME (and tests' temp folders) are honoured.
+    return Path(platformdirs.user_data_dir("paper-assistant"))
 
 
 class Settings(BaseSettings):
@@ -21,8 +30,21 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PAPERS_", extra="ignore", validate_default=True)
 
     # --- storage -------------------------------------------------------------------------------
-    store_dir: Path = Field(
-        Path("store"), description="Folder of the embedded Chroma store (relative to the cwd)."
+    # One library from any folder: by default the store is data_dir/libraries/<library>, the
+    # same wherever `papers` runs. A ./store holding a library (the old default, or a
+    # development checkout's) is used in its folder instead, and the CLI says so.
+    store_dir: Path | None = Field(
+        None, description="Folder of the embedded Chroma store (relative to the cwd); unset: the "
+        "library's folder in data_dir, or ./store where it holds a library.",
+    )
+    data_dir: Path = Field(
+        default_factory=_user_data_dir,
+        description="Per-user data folder; libraries live in its libraries/ folder.",
+    )
+    library: str = Field(
+        DEFAULT_LIBRARY, pattern=LIBRARY_NAME,
+        description="Library name: its folder under data_dir/libraries (or, with a Chroma server, "
+        "its collection).",
     )
     chroma_url: str | None = Field(
         None,
@@ -150,6 +172,30 @@ class Settings(BaseSettings):
     local_start_timeout: float = Field(
         120.0, gt=0, description="Seconds to wait for the embedded model server to start."
     )
+
+    _store_origin: str = PrivateAttr("explicit")
+
+    @model_validator(mode="after")
+    def _locate_store(self) -> "Settings":
+        """Fill store_dir when it is not set, remembering why (see `store_origin`)."""
+        named = "library" in self.model_fields_set
+        if self.chroma_url and named and "collection" not in self.model_fields_set:
+            self.collection = self.library
+        if self.store_dir is not None:
+            return self
+        legacy = Path.cwd() / LEGACY_STORE
+        if not named and (legacy / "chroma.sqlite3").is_file():
+            self.store_dir, self._store_origin = legacy, "cwd"
+        else:
+            self.store_dir = self.data_dir / "libraries" / self.library
+            self._store_origin = "library"
+        return self
+
+    @property
+    def store_origin(self) -> str:
+        """Why the store is where it is: "explicit" (store_dir, PAPERS_STORE_DIR, --store),
+        "library" (data_dir/libraries/<library>) or "cwd" (a ./store found in the working folder)."""
+        return self._store_origin
 
     @model_validator(mode="after")
     def _fallback_key(self) -> "Settings":
