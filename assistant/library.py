@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import DEFAULT_LIBRARY, LEGACY_STORE, LIBRARY_NAME, Settings
+from .config import DEFAULT_LIBRARY, LEGACY_STORE, Settings, check_library_name
 from .errors import PapersError, StoreMissingError
 from .store import Store, describe_location
 
@@ -27,16 +27,11 @@ def libraries_dir(settings: Settings) -> Path:
 def with_library(settings: Settings, library: str | None = None,
                  store: Path | None = None) -> Settings:
     """`settings` for `--library NAME` or `--store DIR` (either beats PAPERS_STORE_DIR)."""
-    import re
-
     if store is not None:
         return Settings(store_dir=store)
     if library is None:
         return settings
-    if not re.fullmatch(LIBRARY_NAME, library):
-        raise PapersError(f"{library!r} is no library name: use letters, digits, '.', '_' or '-' "
-                          "(at most 64, starting with a letter or digit)")
-    return Settings(library=library, store_dir=None)
+    return Settings(library=check_library_name(library), store_dir=None)
 
 
 def exists(settings: Settings) -> bool:
