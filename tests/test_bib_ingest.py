@@ -127,7 +127,11 @@ def test_strict_aborts_before_writing(tmp_path):
     settings = settings_for(tmp_path / "store")
     with pytest.raises(CorpusError) as info:
         run(settings, LIBRARY / "jabref.bib", strict=True)
-    assert str(info.value).startswith("2 malformed records (first: ")
+    assert str(info.value) == (
+        f"2 malformed records (first: {LIBRARY / 'jabref.bib'}:40: citation key Lindqvist2024 "
+        f"used twice (first at line 6); {LIBRARY / 'jabref.bib'}:48: cannot parse entry "
+        "Brandt2021: Unexpected block start: `@Article`. Was still looking for field-value "
+        "closing `,` or `}`); fix them or drop --strict")
     assert not (tmp_path / "store").exists()
 
 

@@ -470,9 +470,10 @@ def test_bib_title_given_twice_and_empty_fields(tmp_path):
         "@article{a, title={One}, Title={Two}, abstract={x}}\n"
         "@article{b, title={  }, abstract={x}}\n"
         "@article{c, title={Fine}, abstract={{}}}\n"
-        "@comment{not a paper}\n@preamble{\"\\newcommand{\\x}{y}\"}\n", encoding="utf-8")
+        "@comment{not a paper}\n@preamble{\"\\newcommand{\\x}{y}\"}\n"
+        "@article{d, title={Good}, abstract={Kept.}}\n", encoding="utf-8")
     result = read_papers([path])
-    assert result.papers == []
+    assert [(p.citekey, p.title, p.abstract) for p in result.papers] == [("d", "Good", "Kept.")]
     assert problems(result) == [
         "twice.bib:1: field title given twice (entry a)",
         "twice.bib:2: empty title (entry b)",
