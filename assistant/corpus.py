@@ -536,8 +536,9 @@ class PaperStream:
     """The merged papers of some files, streamed in two passes with bounded memory.
 
     Pass 1 (in the constructor) reads every record but keeps only a hash of its title key and
-    identity: 16 bytes a record, 43 MB for the 2.7M-record arXiv snapshot. Records whose title
-    or identity occurs once (nearly all of an arXiv snapshot) cannot merge with anything, so
+    identity: 16 bytes a record (a few more for records with two ids, a .bib entry with an arXiv
+    id and a DOI), 43 MB for the 2.7M-record arXiv snapshot. Records whose title or identity
+    occurs once (nearly all of an arXiv snapshot) cannot merge with anything, so
     pass 2 (iteration) yields them as it reads them; the rest (page-dump duplicates) wait in a
     `_Merger` and are yielded at the end. Problems come from pass 1, so `strict` raises before
     anything is yielded.
@@ -550,21 +551,24 @@ class PaperStream:
             paths = [paths]
         self._files = _expand(paths)
         self.problems = ProblemLog()
-        # A record has at most two ids (arXiv id or explicit id, and a DOI): 24 bytes a record.
-        titles, firsts, seconds = array("q"), array("q"), array("q")
+        # A record has at most two ids: an arXiv id or explicit id, and a DOI. Second ids are
+        # few (a .bib entry with both) and kept by record number, so a snapshot stays at 16 bytes.
+        titles, firsts, seconds = array("q"), array("q"), {}
         for paper, idents in _records(self._files, self.problems):
             titles.append(hash(_title_key(paper.title)))
             firsts.append(hash(idents[0]) if idents else 0)
-            seconds.append(hash(idents[1]) if len(idents) > 1 else 0)
+            if len(idents) > 1:
+                seconds[len(firsts) - 1] = hash(idents[1])
         if strict and self.problems.count:
             raise _strict_error(self.problems.shown, self.problems.count)
         self.records = len(titles)
         self._dup_titles = _repeated(titles)
-        self._dup_idents = _repeated(firsts + seconds) - {0}
+        self._dup_idents = _repeated(firsts + array("q", seconds.values())) - {0}
         # Exact paper count: unrepeated records are one paper each; merge the rest by keys only.
         keys = _Merger()
         singles = 0
-        for t, i, j in zip(titles, firsts, seconds):
+        for n, (t, i) in enumerate(zip(titles, firsts)):
+            j = seconds.get(n, 0)
             if t in self._dup_titles or i in self._dup_idents or j in self._dup_idents:
                 idents = tuple(str(h) for h in (i, j) if h)
                 keys.add(Paper("", f"{t & 0xFFFFFFFFFFFFFFFF:x}", ""), idents)
