@@ -343,7 +343,9 @@ def _bib_authors(value: str) -> tuple[str, ...]:
             words = parts.first + parts.von + parts.last + parts.jr
         except InvalidNameError:
             words = [raw]
-        name = latex_text(" ".join(words))
+        # The store keeps authors as "A, B": a comma inside one name ("{Barnes, Noble and Co}")
+        # would split it in two when read back.
+        name = latex_text(" ".join(words)).replace(",", "")
         if name:
             names.append(name)
     return tuple(names)

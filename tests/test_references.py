@@ -241,6 +241,7 @@ def test_string_macros_resolve_in_joins_and_stay_in_the_entry_text(tmp_path):
         '  title = "Tides " # {of } # acl,\n'
         "  abstract = both # { Workshop, 2021.},\n"
         "  year = 2021,\n"
+        "  author = {{Barnes, Noble and Co} and Smith, Jr., John},\n"
         "  keywords = {C\\# code; {C++} tools},\n"
         "}\n",
         encoding="utf-8",
@@ -250,8 +251,9 @@ def test_string_macros_resolve_in_joins_and_stay_in_the_entry_text(tmp_path):
     assert paper.abstract == ("Proceedings of the Association for Computational Linguistics "
                               "Workshop, 2021.")
     assert paper.year == 2021
+    assert paper.authors == ("Barnes Noble and Co", "John Smith Jr.")  # no comma: kept whole
     assert paper.categories == ("C# code", "C++ tools")
-    assert paper.bibtex == "\n".join(path.read_text(encoding="utf-8").splitlines()[3:9])
+    assert paper.bibtex == "\n".join(path.read_text(encoding="utf-8").splitlines()[3:10])
 
 
 # --------------------------------------------------------------------------- Google Scholar
