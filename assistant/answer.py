@@ -112,9 +112,11 @@ class Assistant:
     @property
     def store(self):
         if self._store is None:
+            from .library import ensure_library
             from .store import Store
 
             ensure_tiktoken(self.settings.cache_dir)
+            ensure_library(self.settings)  # as `papers chat`: the bundled library on first use
             store = Store.open(self.settings)
             if store.count() == 0:
                 raise Store.missing_error(self.settings)

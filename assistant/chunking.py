@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from typing import TYPE_CHECKING
 
+from .identity import implied_arxiv
 from .types import Chunk, Paper
 
 if TYPE_CHECKING:
@@ -70,4 +71,10 @@ def paper_fingerprint(paper: Paper, chunk_size: int, chunk_overlap: int) -> str:
         paper.title, paper.abstract, "|".join(paper.authors), str(paper.year), paper.url or "",
         "|".join(paper.categories), "|".join(paper.sources), f"{chunk_size}/{chunk_overlap}",
     ]
+    # Identity and citation fields count only where a paper has them, and an arXiv id only
+    # where its paper id does not say it: every paper stored before they existed keeps its
+    # fingerprint, so an upgrade re-embeds nothing.
+    arxiv = paper.arxiv_id if paper.arxiv_id != implied_arxiv(paper.paper_id) else None
+    extra = {"doi": paper.doi, "arxiv": arxiv, "key": paper.citekey, "bib": paper.bibtex}
+    parts += [f"{name}={value}" for name, value in extra.items() if value]
     return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:16]

@@ -44,8 +44,22 @@ def _root(
     ctx.obj = Settings()
 
 
-def _settings(ctx: typer.Context) -> Settings:
-    return ctx.obj if isinstance(ctx.obj, Settings) else Settings()
+# Every command that reads or writes papers takes these two: which library, or which folder.
+LibraryOption = Annotated[str | None, typer.Option(
+    "--library", help="Library to use (default: papers); `papers libraries` lists them.")]
+StoreOption = Annotated[Path | None, typer.Option(
+    "--store", help="Store folder to use instead of a library (as PAPERS_STORE_DIR).")]
+
+
+def _settings(ctx: typer.Context, library: str | None = None, store: Path | None = None) -> Settings:
+    """The command's settings; says which library is used when it is a ./store found here."""
+    from .library import location_note, with_library
+
+    settings = with_library(ctx.obj if isinstance(ctx.obj, Settings) else Settings(), library, store)
+    note = location_note(settings)
+    if note:
+        err.print(note, highlight=False, markup=False)
+    return settings
 
 
 def _filters(year_min, year_max, category, source) -> Filters | None:
@@ -57,18 +71,20 @@ def _filters(year_min, year_max, category, source) -> Filters | None:
 def ingest(
     ctx: typer.Context,
     paths: Annotated[list[Path] | None, typer.Argument(
-        help="Files or folders (.txt page dumps, .jsonl/.json, .csv, arXiv snapshot, .gz). "
-             "None: the bundled collection.")] = None,
+        help="Files or folders (.bib, .ris, .txt page dumps, .jsonl/.json, .csv, arXiv snapshot, "
+             ".gz). None: the bundled collection.")] = None,
     prune: Annotated[bool, typer.Option(help="Remove papers no longer in the sources.")] = False,
     strict: Annotated[bool, typer.Option(help="Abort before writing if any record is malformed.")] = False,
     rebuild: Annotated[bool, typer.Option(help="Drop the store first (after a settings change).")] = False,
+    library: LibraryOption = None,
+    store: StoreOption = None,
 ) -> None:
     """Read papers, embed what changed, and store them (resumable, idempotent)."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
     from .ingest import ingest as run_ingest
 
-    settings = _settings(ctx)
+    settings = _settings(ctx, library, store)
     columns = [TextColumn("embedding"), BarColumn(), TaskProgressColumn(),
                TextColumn("{task.completed}/{task.total} papers"),
                TextColumn("{task.fields[rate]:.1f} papers/s"), TimeRemainingColumn()]
@@ -110,11 +126,15 @@ def search(
     year_max: Annotated[int | None, typer.Option(help="Only papers up to this year.")] = None,
     category: Annotated[str | None, typer.Option(help="Only this category, e.g. cs.CL.")] = None,
     source: Annotated[str | None, typer.Option(help="Only papers read from this file.")] = None,
+    library: LibraryOption = None,
+    store: StoreOption = None,
 ) -> None:
     """Hybrid (dense + BM25) search: one row per paper."""
     from .answer import Assistant
 
-    hits = Assistant(_settings(ctx)).search(query, k=k, filters=_filters(year_min, year_max, category, source))
+    settings = _settings(ctx, library, store)
+    _ensure_store(settings)
+    hits = Assistant(settings).search(query, k=k, filters=_filters(year_min, year_max, category, source))
     if as_json:
         results = [{"rank": h.rank, "title": h.title, "paper_id": h.paper_id,
                     "score": round(h.score, 4), "snippet": h.snippet} for h in hits]
@@ -133,13 +153,64 @@ def search(
 
 
 @app.command()
-def stats(ctx: typer.Context) -> None:
-    """Papers, chunks, store location and embedding model."""
-    from .answer import Assistant
+def stats(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    library: LibraryOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Where the library is, its papers and chunks per source file, embedding model, last ingest."""
+    from . import library as libraries
 
-    info = Assistant(_settings(ctx)).stats()
-    for key, value in info.items():
+    info = libraries.stats(_settings(ctx, library, store))
+    if as_json:
+        print(json_line(info))
+        return
+    if not info["exists"]:
+        out.print(f"No library at {info['store']} yet: build it with {info['build']}.",
+                  highlight=False, markup=False)
+        return
+    shown = {k: v for k, v in info.items() if k not in ("exists", "origin", "sources")}
+    for key, value in shown.items():
+        if key == "library" and value is None:
+            continue
         out.print(f"{key.replace('_', ' ')}: {value}", highlight=False, markup=False)
+        if key == "chunks":
+            _print_sources(info["sources"])
+
+
+def _print_sources(sources: dict) -> None:
+    out.print("sources:", highlight=False)
+    for name, counts in sources.items():
+        out.print(f"  {clean(name)}: {counts['papers']} papers, {counts['chunks']} chunks",
+                  highlight=False, markup=False)
+
+
+@app.command("libraries")
+def libraries_command(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """The libraries side by side in the per-user folder, with their papers and chunks."""
+    from . import library as libraries
+
+    settings = _settings(ctx)
+    infos = libraries.libraries(settings)
+    folder = libraries.libraries_dir(settings)
+    if as_json:
+        print(json_line({"folder": str(folder), "libraries": [i.to_dict() for i in infos]}))
+        return
+    if not infos:
+        out.print(f"No libraries in {folder} yet: `papers ingest` builds one.", highlight=False,
+                  markup=False)
+        return
+    out.print(f"Libraries in {folder} (* in use):", highlight=False, markup=False)
+    for info in infos:
+        name = info.name or str(info.store)
+        counts = (f"{info.papers} papers, {info.chunks} chunks" if info.problem is None
+                  else info.problem)
+        out.print(f"{'*' if info.used else ' '} {clean(name)}: {clean(counts)}", highlight=False,
+                  markup=False)
 
 
 @app.command()
@@ -154,13 +225,15 @@ def ask(
     show_unsupported: Annotated[bool, typer.Option(
         "--show-unsupported", help="Also show the answer's sentences the check does not support, "
         "marked '(unverified)' (default: left out, and counted).")] = False,
+    library: LibraryOption = None,
+    store: StoreOption = None,
 ) -> None:
     """Answer a question from the collection: a direct answer, then each paper's evidence."""
     from .answer import Assistant
     from .chat_render import live_answer, markdown, status_line
     from .types import Answer
 
-    settings = _settings(ctx)
+    settings = _settings(ctx, library, store)
     _ensure_store(settings)
     options = {"k": k, "model": model, "show_unsupported": show_unsupported or None}
     with Assistant(settings) as assistant:
@@ -209,11 +282,13 @@ def chat(
     show_unsupported: Annotated[bool, typer.Option(
         "--show-unsupported", help="Also show sentences the check does not support, marked "
         "'(unverified)' (/unverified shows them for one answer).")] = False,
+    library: LibraryOption = None,
+    store: StoreOption = None,
 ) -> None:
     """Chat with the collection in the terminal (reads one question a line when piped)."""
     from .repl import run_chat
 
-    settings = _settings(ctx)
+    settings = _settings(ctx, library, store)
     if show_unsupported:
         settings = settings.model_copy(update={"show_unsupported": True})
     _ensure_store(settings)
@@ -221,19 +296,11 @@ def chat(
 
 
 def _ensure_store(settings: Settings) -> None:
-    """First use of ask/chat with no local store: ingest the bundled collection, saying so."""
-    from .store import Store
+    """First use of search/ask/chat with no default library: build the bundled one, saying so
+    (library.ensure_library, which `Assistant` calls too, silently)."""
+    from .library import ensure_library
 
-    if settings.chroma_url or (settings.store_dir / "chroma.sqlite3").exists():
-        return
-    err.print(f"No paper store at {settings.store_dir}: ingesting the bundled collection "
-              "(399 papers, a few seconds, once)...", highlight=False, markup=False)
-    from .ingest import ingest as run_ingest
-
-    report = run_ingest(settings)
-    err.print(f"Stored {report.papers} papers ({report.chunks} chunks) in {report.seconds:.0f} s.",
-              highlight=False)
-    Store.open(settings)  # fails loudly now rather than at the first question
+    ensure_library(settings, say=lambda line: err.print(line, highlight=False, markup=False))
 
 
 def _register_optional_commands(argv: list[str]) -> None:

@@ -6,13 +6,29 @@ import os
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The embedded default chat model (llama.cpp server over the pinned GGUF parts).
 LOCAL_MODEL = "qwen2.5-coder-1.5b-instruct"
 # With an API key and no base URL we talk to OpenAI with a small, cheap model.
 OPENAI_DEFAULT_MODEL = "gpt-4o-mini"
+DEFAULT_LIBRARY = "papers"
+LIBRARY_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # a folder name on every system
+# Where the store was before libraries lived in the per-user data folder; a checkout's store/.
+LEGACY_STORE = "store"
+
+
+def check_library_name(name: str) -> str:
+    """`name` when it can name a library folder, else a one-line PapersError."""
+    import re
+
+    from .errors import PapersError
+
+    if not re.fullmatch(LIBRARY_NAME, name):
+        raise PapersError(f"{name!r} is no library name: use letters, digits, '.', '_' or '-' "
+                          "(at most 64, starting with a letter or digit)")
+    return name
 
 
 class Settings(BaseSettings):
@@ -21,8 +37,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PAPERS_", extra="ignore", validate_default=True)
 
     # --- storage -------------------------------------------------------------------------------
-    store_dir: Path = Field(
-        Path("store"), description="Folder of the embedded Chroma store (relative to the cwd)."
+    # One library from any folder: by default the store is data_dir/libraries/<library>, the
+    # same wherever `papers` runs. A ./store holding a library (the old default, or a
+    # development checkout's) is used in its folder instead, and the CLI says so.
+    # `library` and `data_dir` are arguments of Settings() and variables PAPERS_LIBRARY and
+    # PAPERS_DATA_DIR, not fields: the eval suite fingerprints every field that is not about
+    # where things live, and they only decide store_dir (see __init__).
+    store_dir: Path | None = Field(
+        None, description="Folder of the embedded Chroma store (relative to the cwd); unset: the "
+        "library's folder in the per-user data folder, or ./store where it holds a library.",
     )
     chroma_url: str | None = Field(
         None,
@@ -144,6 +167,48 @@ class Settings(BaseSettings):
     local_start_timeout: float = Field(
         120.0, gt=0, description="Seconds to wait for the embedded model server to start."
     )
+
+    _store_origin: str = PrivateAttr("explicit")
+    _library: str = PrivateAttr(DEFAULT_LIBRARY)
+    _data_dir: Path = PrivateAttr(Path())
+
+    def __init__(self, library: str | None = None, data_dir: str | os.PathLike | None = None,
+                 **values) -> None:
+        super().__init__(**values)
+        named = library or os.environ.get("PAPERS_LIBRARY") or None
+        self._library = check_library_name(named or DEFAULT_LIBRARY)
+        self._data_dir = Path(data_dir or os.environ.get("PAPERS_DATA_DIR")
+                              or platformdirs.user_data_dir("paper-assistant"))
+        self._locate_store(named is not None)
+
+    def _locate_store(self, named: bool) -> None:
+        """Fill store_dir when it is not set, remembering why (see `store_origin`)."""
+        if self.chroma_url and named and "collection" not in self.model_fields_set:
+            self.collection = self._library  # with a Chroma server a library is a collection
+        if self.store_dir is not None:
+            return
+        legacy = Path.cwd() / LEGACY_STORE
+        if not named and (legacy / "chroma.sqlite3").is_file():
+            self.store_dir, self._store_origin = legacy, "cwd"
+        else:
+            self.store_dir = self._data_dir / "libraries" / self._library
+            self._store_origin = "library"
+
+    @property
+    def library(self) -> str:
+        """The library's name (PAPERS_LIBRARY, --library; default "papers")."""
+        return self._library
+
+    @property
+    def data_dir(self) -> Path:
+        """The per-user data folder (PAPERS_DATA_DIR; default: platformdirs' user data folder)."""
+        return self._data_dir
+
+    @property
+    def store_origin(self) -> str:
+        """Why the store is where it is: "explicit" (store_dir, PAPERS_STORE_DIR, --store),
+        "library" (data_dir/libraries/<library>) or "cwd" (a ./store found in the working folder)."""
+        return self._store_origin
 
     @model_validator(mode="after")
     def _fallback_key(self) -> "Settings":

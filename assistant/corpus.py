@@ -1,4 +1,5 @@
-"""Read papers (title + abstract) from page dumps, JSON Lines, CSV and the arXiv snapshot.
+"""Read papers (title + abstract) from page dumps, JSON Lines, CSV, the arXiv snapshot, and the
+BibTeX and RIS files reference managers export (assistant/references.py).
 
 Every reader is a generator over the lines of one file, so a multi-GB arXiv metadata snapshot
 streams. `read_papers` merges everything in memory (small inputs, tests); `PaperStream` (ingest)
@@ -20,12 +21,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from assistant import identity
 from assistant.errors import CorpusError
+from assistant.identity import arxiv_id as _arxiv_id
 from assistant.text import normalize_title
 from assistant.types import Paper, Problem
 
 __all__ = [
     "PaperStream",
+    "merge_papers",
     "ProblemLog",
     "ReadResult",
     "bundled_paths",
@@ -36,8 +40,10 @@ __all__ = [
 
 BUNDLED_DIR = Path(__file__).parent / "data" / "corpus"
 
-_FORMATS = {".txt": "pages", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
-_ACCEPTED = ".txt page dumps, .jsonl/.json/.ndjson, .csv (or .gz of these), or folders of them"
+_FORMATS = {".txt": "pages", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
+            ".bib": "bibtex", ".ris": "ris"}
+_ACCEPTED = (".txt page dumps, .jsonl/.json/.ndjson, .csv, .bib, .ris (or .gz of these), "
+             "or folders of them")
 PathLike = str | os.PathLike[str]
 _STRICT_SHOWN = 3  # problems quoted in the --strict error; the message must stay one line
 
@@ -51,7 +57,8 @@ class ReadResult:
     records: int = 0  # good records before duplicates merged
 
 
-_Record = tuple[Paper, "str | None"]  # a paper as read, and its identity (arXiv or explicit id)
+# A paper as read, and the ids it is known by: "arxiv:X", "doi:Y", an explicit "id:Z" (or none).
+_Record = tuple[Paper, tuple[str, ...]]
 
 
 class _Bad(Exception):
@@ -67,28 +74,16 @@ def _title_key(title: str) -> str:
 
 
 _NEW_ARXIV = re.compile(r"(\d{4})\.(\d{4,5})")  # 2305.12345: yymm.number, since April 2007
-# An id as written in the wild: "2305.12345v2", "arXiv:2305.12345", an abs/pdf URL, or the
-# old style "hep-th/9901001" / "math.GT/0309136"; group 1 is the id without its version.
-_ARXIV_IN = re.compile(
-    r"(?:arxiv:|https?://(?:www\.|export\.)?arxiv\.org/(?:abs|pdf)/)?"
-    r"(\d{4}\.\d{4,5}|[a-z][a-z.-]*/\d{7})(?:v\d+)?(?:\.pdf)?/?",
-    re.IGNORECASE,
-)
 
 
-def _arxiv_id(value: Any) -> str | None:
-    """The bare arXiv id (no "arxiv:" prefix, no version) in an id or URL, else None."""
-    if not isinstance(value, str):
-        return None
-    match = _ARXIV_IN.fullmatch(value.strip())
-    return match.group(1) if match else None
+def paper_id_for(title: str, arxiv_id: str | None = None, doi: str | None = None) -> str:
+    """Stable id: "arxiv:<id>" without version when known, else "doi:<doi>" when known, else
+    "t:" + sha1 of the title key.
 
-
-def paper_id_for(title: str, arxiv_id: str | None = None) -> str:
-    """Stable id: "arxiv:<id>" without version when known, else "t:" + sha1 of the title key.
-
-    Both depend only on the input, so re-ingesting the same files gives the same ids.
+    All depend only on the input, so re-ingesting the same files gives the same ids.
     """
+    if doi and not (arxiv_id and arxiv_id.strip()):
+        return identity.doi_key(doi)
     if arxiv_id and arxiv_id.strip():
         bare = _arxiv_id(arxiv_id)
         if bare is None:  # not arXiv-shaped: still honour it, minus prefix and version
@@ -203,17 +198,17 @@ def _text_field(fields: dict[str, Any], name: str, latex: bool) -> str:
     return text
 
 
-def _ident(fields: dict[str, Any], arxiv: str | None) -> str | None:
-    """The record's own identity: its arXiv id, else an explicit `id` field, else None."""
+def _ident(fields: dict[str, Any], arxiv: str | None) -> tuple[str, ...]:
+    """The record's own identity: its arXiv id, else an explicit `id` field, else none."""
     if arxiv:
-        return f"arxiv:{arxiv}"
+        return (f"arxiv:{arxiv}",)
     value = fields.get("id")
     if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
-        return f"id:{str(value).strip()}"
-    return None
+        return (f"id:{str(value).strip()}",)
+    return ()
 
 
-def _paper_from_fields(fields: dict[str, Any], source: str) -> tuple[Paper, str | None]:
+def _paper_from_fields(fields: dict[str, Any], source: str) -> _Record:
     """(Paper, identity) from a JSON object or CSV row; raises _Bad when title/abstract are unusable."""
     # arXiv snapshot records carry LaTeX and hard-wrapped lines; other files are taken as is.
     latex = "update_date" in fields or "versions" in fields
@@ -236,6 +231,7 @@ def _paper_from_fields(fields: dict[str, Any], source: str) -> tuple[Paper, str 
         url=url,
         categories=_categories(fields.get("categories")),
         sources=(source,),
+        arxiv_id=arxiv,
     )
     return paper, _ident(fields, arxiv)
 
@@ -388,13 +384,26 @@ def _read_pages(path: Path, display: str, problems: list[Problem]) -> Iterator[_
             problems.append(Problem(display, number, f'abstract "{_short(line, 40)}" has no title'))
         else:
             title = pending[1]
-            yield Paper(paper_id_for(title), title, line, sources=(path.name,)), None
+            yield Paper(paper_id_for(title), title, line, sources=(path.name,)), ()
             pending = None
     if pending is not None:
         problems.append(_no_abstract(display, *pending))
 
 
-_READERS = {"pages": _read_pages, "jsonl": _read_jsonl, "csv": _read_csv}
+def _read_bibtex(path: Path, display: str, problems: list[Problem]) -> Iterator[_Record]:
+    from .references import read_bibtex  # imported here: bibtexparser only when a .bib is read
+
+    return read_bibtex(path, display, problems)
+
+
+def _read_ris(path: Path, display: str, problems: list[Problem]) -> Iterator[_Record]:
+    from .references import read_ris
+
+    return read_ris(path, display, problems)
+
+
+_READERS = {"pages": _read_pages, "jsonl": _read_jsonl, "csv": _read_csv,
+            "bibtex": _read_bibtex, "ris": _read_ris}
 
 
 # --------------------------------------------------------------------------- paths and merging
@@ -427,11 +436,15 @@ def _expand(paths: Iterable[PathLike]) -> list[tuple[Path, str, str]]:
     return files
 
 
-def _merge(old: Paper, new: Paper) -> Paper:
-    """The same paper read twice: keep the first text, fill gaps, union sources/categories."""
+def merge_papers(old: Paper, new: Paper, keep_id: bool = False) -> Paper:
+    """The same paper read twice: keep the first text, fill gaps, union sources/categories.
+
+    An arXiv id beats a DOI, which beats a title hash, whatever the reading order; with
+    `keep_id` (a paper already in the store) the old id stays, so its chunks keep their ids.
+    """
     paper_id = old.paper_id
-    if not paper_id.startswith("arxiv:") and new.paper_id.startswith("arxiv:"):
-        paper_id = new.paper_id  # an arXiv id beats a title hash, whatever the reading order
+    if not keep_id and identity.rank(new.paper_id) > identity.rank(paper_id):
+        paper_id = new.paper_id
     return replace(
         old,
         paper_id=paper_id,
@@ -440,14 +453,17 @@ def _merge(old: Paper, new: Paper) -> Paper:
         url=old.url or new.url,
         categories=tuple(dict.fromkeys(old.categories + new.categories)),
         sources=tuple(dict.fromkeys(old.sources + new.sources)),
+        doi=old.doi or new.doi,
+        arxiv_id=old.arxiv_id or new.arxiv_id,
+        citekey=old.citekey or new.citekey,
+        bibtex=old.bibtex or new.bibtex,
     )
-
 
 
 def _distinct_id(paper: Paper, ident: str) -> Paper:
     """A second paper titled like an earlier one: its title hash would collide, so add its id."""
-    if paper.paper_id.startswith("arxiv:"):
-        return paper  # already distinct
+    if not paper.paper_id.startswith("t:"):
+        return paper  # an arXiv id or a DOI: already distinct
     digest = hashlib.sha1(f"{_title_key(paper.title)}\x1f{ident}".encode()).hexdigest()
     return replace(paper, paper_id=f"t:{digest[:16]}")
 
@@ -456,38 +472,37 @@ class _Merger:
     """Merges records that are one paper, in reading order.
 
     Records with no identity (page dumps, plain JSON) merge by normalized title, as always.
-    Records with an identity (arXiv id or an explicit `id`) merge only with the same identity,
-    or with a same-title paper that has none yet ("an arXiv id beats a title hash"): two arXiv
-    records that share a title stay two papers.
+    Records with identities (arXiv id, DOI or an explicit `id`) merge with a paper that shares
+    any of them, or with a same-title paper that has none yet ("an arXiv id beats a title
+    hash"): two records that share a title but not an id stay two papers.
     """
 
     def __init__(self) -> None:
         self.papers: list[Paper] = []
-        self._idents: list[str | None] = []
+        self._idents: list[tuple[str, ...]] = []
         self._by_title: dict[str, list[int]] = {}
         self._by_ident: dict[str, int] = {}
 
-    def add(self, paper: Paper, ident: str | None) -> None:
+    def add(self, paper: Paper, idents: tuple[str, ...]) -> None:
         key = _title_key(paper.title)
         same_title = self._by_title.get(key, [])
-        if ident is None:
+        if not idents:
             at = same_title[0] if same_title else None
         else:
-            at = self._by_ident.get(ident)
+            at = next((self._by_ident[i] for i in idents if i in self._by_ident), None)
             if at is None:
-                at = next((i for i in same_title if self._idents[i] is None), None)
+                at = next((i for i in same_title if not self._idents[i]), None)
         if at is None:
-            if ident is not None and same_title:
-                paper = _distinct_id(paper, ident)
+            if idents and same_title:
+                paper = _distinct_id(paper, idents[0])
             at = len(self.papers)
             self.papers.append(paper)
-            self._idents.append(ident)
+            self._idents.append(idents)
             self._by_title.setdefault(key, []).append(at)
         else:
-            self.papers[at] = _merge(self.papers[at], paper)
-            if self._idents[at] is None:
-                self._idents[at] = ident
-        if ident is not None:
+            self.papers[at] = merge_papers(self.papers[at], paper)
+            self._idents[at] = tuple(dict.fromkeys(self._idents[at] + idents))
+        for ident in idents:
             self._by_ident.setdefault(ident, at)
 
 
@@ -521,8 +536,9 @@ class PaperStream:
     """The merged papers of some files, streamed in two passes with bounded memory.
 
     Pass 1 (in the constructor) reads every record but keeps only a hash of its title key and
-    identity: 16 bytes a record, 43 MB for the 2.7M-record arXiv snapshot. Records whose title
-    or identity occurs once (nearly all of an arXiv snapshot) cannot merge with anything, so
+    identity: 16 bytes a record (a few more for records with two ids, a .bib entry with an arXiv
+    id and a DOI), 43 MB for the 2.7M-record arXiv snapshot. Records whose title or identity
+    occurs once (nearly all of an arXiv snapshot) cannot merge with anything, so
     pass 2 (iteration) yields them as it reads them; the rest (page-dump duplicates) wait in a
     `_Merger` and are yielded at the end. Problems come from pass 1, so `strict` raises before
     anything is yielded.
@@ -535,31 +551,37 @@ class PaperStream:
             paths = [paths]
         self._files = _expand(paths)
         self.problems = ProblemLog()
-        titles, idents = array("q"), array("q")
-        for paper, ident in _records(self._files, self.problems):
+        # A record has at most two ids: an arXiv id or explicit id, and a DOI. Second ids are
+        # few (a .bib entry with both) and kept by record number, so a snapshot stays at 16 bytes.
+        titles, firsts, seconds = array("q"), array("q"), {}
+        for paper, idents in _records(self._files, self.problems):
             titles.append(hash(_title_key(paper.title)))
-            idents.append(hash(ident) if ident is not None else 0)
+            firsts.append(hash(idents[0]) if idents else 0)
+            if len(idents) > 1:
+                seconds[len(firsts) - 1] = hash(idents[1])
         if strict and self.problems.count:
             raise _strict_error(self.problems.shown, self.problems.count)
         self.records = len(titles)
         self._dup_titles = _repeated(titles)
-        self._dup_idents = _repeated(idents) - {0}
+        self._dup_idents = _repeated(firsts + array("q", seconds.values())) - {0}
         # Exact paper count: unrepeated records are one paper each; merge the rest by keys only.
         keys = _Merger()
         singles = 0
-        for t, i in zip(titles, idents):
-            if t in self._dup_titles or i in self._dup_idents:
-                keys.add(Paper("", f"{t & 0xFFFFFFFFFFFFFFFF:x}", ""), str(i) if i else None)
+        for n, (t, i) in enumerate(zip(titles, firsts)):
+            j = seconds.get(n, 0)
+            if t in self._dup_titles or i in self._dup_idents or j in self._dup_idents:
+                idents = tuple(str(h) for h in (i, j) if h)
+                keys.add(Paper("", f"{t & 0xFFFFFFFFFFFFFFFF:x}", ""), idents)
             else:
                 singles += 1
         self.papers = singles + len(keys.papers)
 
     def __iter__(self) -> Iterator[Paper]:
         waiting = _Merger()
-        for paper, ident in _records(self._files, ProblemLog(keep=0)):  # problems: from pass 1
+        for paper, idents in _records(self._files, ProblemLog(keep=0)):  # problems: from pass 1
             if (hash(_title_key(paper.title)) in self._dup_titles
-                    or (ident is not None and hash(ident) in self._dup_idents)):
-                waiting.add(paper, ident)
+                    or any(hash(i) in self._dup_idents for i in idents)):
+                waiting.add(paper, idents)
             else:
                 yield paper
         yield from waiting.papers
@@ -587,9 +609,9 @@ def read_papers(paths: Iterable[PathLike] | PathLike, strict: bool = False) -> R
     problems: list[Problem] = []
     merger = _Merger()
     records = 0
-    for paper, ident in _records(_expand(paths), problems):
+    for paper, idents in _records(_expand(paths), problems):
         records += 1
-        merger.add(paper, ident)
+        merger.add(paper, idents)
     if strict and problems:
         raise _strict_error(problems, len(problems))
     return ReadResult(papers=merger.papers, problems=problems, records=records)

@@ -5,6 +5,9 @@ inside one group. A paper is "unchanged" when all its chunks are stored under it
 fingerprint, so an ingest stopped by Ctrl-C or killed between groups loses at most one group, and
 the next run embeds only what is missing. Old chunks of a changed paper are deleted after its new
 ones are written, so the store never lacks a paper that was in it.
+
+A paper already stored under another id (the same DOI or arXiv id, read from another file in an
+earlier ingest) is updated under that id: see reconcile.py.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from .assets import ensure_tiktoken
 from .chunking import chunk_paper, paper_fingerprint
 from .config import Settings
 from .corpus import PaperStream, bundled_paths
+from .reconcile import StoredPapers
 from .retrieval import BM25Index
 from .store import PaperState, Store, chunk_metadata
 from .types import Chunk, Paper, Problem
@@ -63,11 +67,14 @@ def ingest(
     papers = PaperStream(paths or bundled_paths(), strict=strict)  # strict: raises before writing
     ensure_tiktoken(settings.cache_dir)
     store = Store.open_staging(settings) if rebuild else Store.open(settings, create=True)
-    states = store.paper_states()
+    aliases: dict[str, str] = {}
+    states = store.paper_states(aliases)
+    stored = StoredPapers(store, states, aliases)
     unseen = set(states) if prune else set()
     # The bundled collection's vectors ship with the package; --rebuild embeds for real.
     run = _Run(settings, store, states, progress, embed, total=papers.papers, shipped=not rebuild)
     for paper in papers:
+        paper = stored.resolve(paper)
         unseen.discard(paper.paper_id)
         run.add(paper)
     run.flush()
@@ -81,6 +88,7 @@ def ingest(
         store.bump_generation()  # again: a search during the run may have indexed a partial store
     if rebuild:
         store = store.swap_into(settings)
+    store.record_ingest(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     BM25Index.refresh(store)  # rebuilt page by page and saved when the generation changed
     return IngestReport(
         added=run.added,

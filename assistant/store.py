@@ -7,7 +7,9 @@ with a line telling the user to re-ingest.
 
 Chunk metadata: paper_id, title, position, n_chunks, fingerprint, year, authors, url, and one
 boolean key per category (`cat:cs.CL`) and per source file (`src:000_x.txt`), which lets Chroma
-filter on membership with a plain equality `where`. The first chunk also holds the full abstract.
+filter on membership with a plain equality `where`. The first chunk also holds the full abstract
+and, where known, the paper's doi, arxiv_id (when its id does not say it), citekey and bibtex
+(the original BibTeX entry). The collection's metadata records the last ingest's time.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .config import Settings
+from .config import DEFAULT_LIBRARY, Settings
 from .errors import (
     PapersError,
     StoreBusyError,
@@ -35,6 +37,7 @@ from .errors import (
     sqlite_failure,
     store_message,
 )
+from .identity import doi_key, implied_arxiv
 from .types import Chunk, Filters, Paper
 
 SCHEMA = 1
@@ -157,6 +160,7 @@ class PaperState:
     present: int  # chunks of the paper found in the store
     n_chunks: int  # chunks the paper should have (-1: chunks of two versions are mixed)
     last_position: int  # highest chunk position stored
+    sources: str = ""  # the stored "sources" metadata: file names, one a line
 
     @property
     def complete(self) -> bool:
@@ -198,6 +202,20 @@ def describe_location(settings: Settings) -> str:
     return settings.chroma_url or str(settings.store_dir.resolve())
 
 
+def join_categories(categories: Sequence[str]) -> str:
+    """Categories as one metadata string: space-separated ("cs.CL cs.LG") as always; one a line,
+    each ending in a newline, when one holds a space (a keyword: "passive acoustics")."""
+    if any(" " in c or "\n" in c for c in categories):
+        return "".join(c.replace("\n", " ") + "\n" for c in categories)
+    return " ".join(categories)
+
+
+def split_categories(value: str) -> tuple[str, ...]:
+    if "\n" in value:
+        return tuple(c for c in value.split("\n") if c)
+    return tuple(value.split())
+
+
 def chunk_metadata(chunk: Chunk, paper: Paper, fingerprint: str) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "paper_id": chunk.paper_id,
@@ -208,7 +226,7 @@ def chunk_metadata(chunk: Chunk, paper: Paper, fingerprint: str) -> dict[str, An
         "authors": ", ".join(paper.authors),
         "url": paper.url or "",
         "sources": "\n".join(paper.sources),
-        "categories": " ".join(paper.categories),
+        "categories": join_categories(paper.categories),
     }
     if chunk.year is not None:
         meta["year"] = chunk.year
@@ -216,7 +234,24 @@ def chunk_metadata(chunk: Chunk, paper: Paper, fingerprint: str) -> dict[str, An
     meta.update({SRC + s: True for s in chunk.sources})
     if chunk.position == 0:
         meta["abstract"] = paper.abstract
+        meta.update(_paper_fields(paper))
     return meta
+
+
+def _paper_fields(paper: Paper) -> dict[str, str]:
+    """Identity and citation fields of the first chunk, only those the paper has."""
+    fields = {"doi": paper.doi, "citekey": paper.citekey, "bibtex": paper.bibtex}
+    if paper.arxiv_id and paper.arxiv_id != implied_arxiv(paper.paper_id):
+        fields["arxiv_id"] = paper.arxiv_id
+    return {k: v for k, v in fields.items() if v}
+
+
+def _aliases(meta: dict[str, Any]) -> list[str]:
+    """Identities a stored paper has besides its id (a DOI, an arXiv id its id does not say)."""
+    found = [f"arxiv:{meta['arxiv_id']}"] if meta.get("arxiv_id") else []
+    if meta.get("doi"):
+        found.append(doi_key(meta["doi"]))
+    return [a for a in found if a != meta["paper_id"]]
 
 
 def chunk_from(chunk_id: str, document: str, meta: dict[str, Any]) -> Chunk:
@@ -228,7 +263,7 @@ def chunk_from(chunk_id: str, document: str, meta: dict[str, Any]) -> Chunk:
         position=int(meta["position"]),
         n_chunks=int(meta["n_chunks"]),
         year=meta.get("year"),
-        categories=tuple(meta.get("categories", "").split()),
+        categories=split_categories(meta.get("categories", "")),
         sources=tuple(s for s in meta.get("sources", "").split("\n") if s),
     )
 
@@ -307,6 +342,12 @@ class Store:
     @staticmethod
     def missing_error(settings: Settings) -> StoreMissingError:
         """The error for a store that does not exist or holds nothing: says how to build it."""
+        name = settings.library
+        if settings.store_origin == "library" and name != DEFAULT_LIBRARY and not settings.chroma_url:
+            return StoreMissingError(
+                f"no library named {name} at {describe_location(settings)}: build it with "
+                f"`papers ingest --library {name} FILE...` (`papers libraries` lists the libraries)"
+            )
         return StoreMissingError(
             f"no paper store at {describe_location(settings)}: build it with `papers ingest` "
             "(the bundled collection) or `papers ingest PATH...`"
@@ -395,17 +436,47 @@ class Store:
             yield got
             offset += len(got["ids"])
 
-    def paper_states(self) -> dict[str, PaperState]:
-        """Per paper: stored fingerprint and how many of its chunks are present."""
+    def paper_states(self, aliases: dict[str, str] | None = None) -> dict[str, PaperState]:
+        """Per paper: stored fingerprint, how many of its chunks are present, its sources.
+
+        `aliases`, when given, is filled with identity -> paper id for the identities a stored
+        paper has besides its id ("doi:..." of an `arxiv:` paper): few papers have any.
+        """
         states: dict[str, list] = {}
+        names: dict[str, str] = {}  # one string per distinct "sources" value (memory)
         for got in self._pages(["metadatas"]):
             for meta in got["metadatas"]:
-                st = states.setdefault(meta["paper_id"], [meta["fingerprint"], 0, meta["n_chunks"], 0])
+                sources = meta.get("sources", "")
+                st = states.setdefault(meta["paper_id"], [meta["fingerprint"], 0, meta["n_chunks"], 0,
+                                                          names.setdefault(sources, sources)])
                 if st[0] != meta["fingerprint"]:  # chunks of two versions: never complete
                     st[2] = -1
                 st[1] += 1
                 st[3] = max(st[3], int(meta["position"]))
+                if aliases is not None and meta["position"] == 0:
+                    aliases.update((a, meta["paper_id"]) for a in _aliases(meta))
         return {pid: PaperState(*st) for pid, st in states.items()}
+
+    def paper_count(self) -> int:
+        """Papers stored, counted by their first chunks (ids only: no metadata is read)."""
+        return sum(len(got["ids"]) for got in self._pages([], where={"position": 0}))
+
+    def source_counts(self) -> tuple[int, dict[str, tuple[int, int]]]:
+        """(papers, {source file: (papers, chunks)}) from one pass over the chunks' metadata.
+
+        A paper is counted by its first chunk; a paper read from two files counts in both.
+        """
+        papers = 0
+        counts: dict[str, list[int]] = {}
+        for got in self._pages(["metadatas"]):
+            for meta in got["metadatas"]:
+                first = int(meta["position"]) == 0
+                papers += first
+                for source in filter(None, meta.get("sources", "").split("\n")):
+                    entry = counts.setdefault(source, [0, 0])
+                    entry[0] += first
+                    entry[1] += 1
+        return papers, {s: (p, c) for s, (p, c) in sorted(counts.items())}
 
     def iter_chunk_pages(self, page: int = 1000) -> Iterator[list[Chunk]]:
         """Every chunk, `page` at a time, in the store's order."""
@@ -445,8 +516,12 @@ class Store:
             authors=tuple(a for a in meta.get("authors", "").split(", ") if a),
             year=meta.get("year"),
             url=meta.get("url") or None,
-            categories=tuple(meta.get("categories", "").split()),
+            categories=split_categories(meta.get("categories", "")),
             sources=tuple(s for s in meta.get("sources", "").split("\n") if s),
+            doi=meta.get("doi") or None,
+            arxiv_id=meta.get("arxiv_id") or implied_arxiv(paper_id),
+            citekey=meta.get("citekey") or None,
+            bibtex=meta.get("bibtex") or None,
         )
 
     # --- writing ---------------------------------------------------------------------------
@@ -482,9 +557,20 @@ class Store:
         return out
 
     def bump_generation(self) -> None:
+        self._set_metadata(generation=uuid.uuid4().hex)
+
+    def _set_metadata(self, **values: Any) -> None:
         meta = dict(self._collection.metadata or {})
-        meta["generation"] = uuid.uuid4().hex
+        meta.update(values)
         self._collection.modify(metadata=meta)
+
+    def record_ingest(self, when: str) -> None:
+        """Remember when an ingest last finished (ISO 8601, UTC): `papers stats` shows it."""
+        self._set_metadata(last_ingest=when)
+
+    @property
+    def last_ingest(self) -> str | None:
+        return (self._collection.metadata or {}).get("last_ingest")
 
     def local_dir(self) -> Path:
         """Where derived indexes (BM25) are kept: beside the store, or in the cache for a server."""

@@ -21,6 +21,11 @@ class Paper:
     url: str | None = None
     categories: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()  # file names the paper was read from, e.g. "000_f4c4.txt"
+    # Identity and citation data (assistant/identity.py); None where the source had none.
+    doi: str | None = None  # lower case, no resolver prefix: "10.18653/v1/n19-1423"
+    arxiv_id: str | None = None  # no version: "2305.12345"
+    citekey: str | None = None  # the BibTeX key (or RIS ID) of the entry it was read from
+    bibtex: str | None = None  # the original BibTeX entry text, as the .bib file held it
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,8 @@ def _no_network():
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path_factory):
-    """No test sees the user's keys, endpoints or store; caches go to a shared temp folder."""
+    """No test sees the user's keys, endpoints, store or libraries; caches go to a shared temp
+    folder."""
     import os
 
     for name in list(os.environ):
@@ -77,6 +78,11 @@ def _isolated_env(monkeypatch, tmp_path_factory):
     cache = tmp_path_factory.getbasetemp() / "papers-cache"
     monkeypatch.setenv("PAPERS_CACHE_DIR", str(cache))
     monkeypatch.setenv("PAPERS_STORE_DIR", str(tmp_path_factory.getbasetemp() / "unused-store"))
+    # The per-user data folder (libraries) too, also for children that drop PAPERS_* variables:
+    # platformdirs reads XDG_DATA_HOME on Linux.
+    data = tmp_path_factory.getbasetemp() / "unused-data"
+    monkeypatch.setenv("PAPERS_DATA_DIR", str(data / "paper-assistant"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(data))
 
 
 @pytest.fixture(scope="session")

@@ -324,8 +324,9 @@ def test_chunking_mismatch_asks_to_reingest(tmp_path):
     assert json.loads(done.stdout)["results"][0]["title"] == "Long Study of Walrus Acoustics"
 
 
-# (`ask` and `chat` build the bundled store on first use instead: not tested here.)
-@pytest.mark.parametrize("command", [["search", "stability gap"], ["stats"]])
+# (Only the default library is built from the bundled collection on first use, by search, ask,
+# chat and `Assistant`: tests/test_library.py. A store named by its folder never is.)
+@pytest.mark.parametrize("command", [["search", "stability gap"], ["ask", "stability gap?"]])
 def test_missing_store_says_to_run_ingest(tmp_path, command):
     store_dir = tmp_path / "nothing-here"
     done = papers(*command, store_dir=store_dir)
@@ -334,6 +335,22 @@ def test_missing_store_says_to_run_ingest(tmp_path, command):
 
     store_dir.mkdir()  # an empty folder is no store either
     assert_one_line_error(papers(*command, store_dir=store_dir), "`papers ingest`")
+
+
+def test_stats_without_a_store_says_how_to_build_one(tmp_path):
+    store_dir = tmp_path / "nothing-here"
+    done = papers("stats", store_dir=store_dir)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert " ".join(done.stdout.split()) == (
+        f"No library at {store_dir} yet: build it with `papers ingest` (the bundled collection) "
+        "or `papers ingest FILE...` (.bib, .ris, .jsonl, .csv).")
+    done = papers("stats", "--json", store_dir=store_dir)
+    assert json.loads(done.stdout) == {
+        "library": None, "store": str(store_dir), "origin": "explicit", "exists": False,
+        "papers": 0, "chunks": 0,
+        "build": "`papers ingest` (the bundled collection) or `papers ingest FILE...` "
+                 "(.bib, .ris, .jsonl, .csv)"}
+    assert not store_dir.exists()  # looking did not create it
 
 
 def test_missing_store_in_python(tmp_path):
