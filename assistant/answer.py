@@ -80,6 +80,7 @@ class Plan:
     closest: tuple[Hit, ...] = ()
     missing: tuple[str, ...] = ()
     question: str = ""  # what the model is asked (the user's words)
+    papers: tuple[Paper, ...] = ()  # the records of the papers that answer
 
 
 @dataclass
@@ -267,7 +268,7 @@ class Assistant:
             abstained=False, model=direct.model or model_name, usage=direct.usage,
             query=plan.query, dropped_citations=direct.dropped + parsed.dropped,
             claims=tuple(direct.shown) + quotes, related=plan.related, more=plan.more,
-            left_out=tuple(direct.left_out),
+            left_out=tuple(direct.left_out), papers=plan.papers,
             timings=Timings(retrieval_s, direct.first_token_s, time.perf_counter() - start),
         )
 
@@ -289,10 +290,10 @@ class Assistant:
             return Plan(query, tuple(hits), (), closest=tuple(assessment.closest),
                         missing=assessment.missing, question=question)
         most = 1 if len(assessment.cited) > 1 else 2  # a list: each paper's best sentence
-        sources = self._quote(question, assessment.cited, most=most)
-        more = self._quote(question, assessment.more, first=len(sources) + 1, most=1)
+        sources, papers = self._quote(question, assessment.cited, most=most)
+        more, _ = self._quote(question, assessment.more, first=len(sources) + 1, most=1)
         related = tuple(Related(h.paper_id, h.title, h.year) for h in assessment.related)
-        return Plan(query, tuple(hits), sources, more, related, question=question)
+        return Plan(query, tuple(hits), sources, more, related, question=question, papers=papers)
 
     def assess(self, query: str, hits: list[Hit]) -> Assessment:
         """Which hits answer (relevance.py), judged on their whole abstracts."""
@@ -306,16 +307,18 @@ class Assistant:
         return assess(query, hits, self.retriever.bm25, self.settings, texts)
 
     def _quote(self, question: str, hits: Sequence[Hit], first: int = 1, *,
-               most: int = 2) -> tuple[Source, ...]:
-        """One numbered Source per hit, its text the abstract's sentences that answer."""
-        out = []
+               most: int = 2) -> tuple[tuple[Source, ...], tuple[Paper, ...]]:
+        """One numbered Source per hit, its text the abstract's sentences that answer; and the
+        papers' records."""
+        out, papers = [], []
         for h in hits:
             paper = self.store.paper(h.paper_id)
             abstract = paper.abstract if paper is not None else " ".join(c.text for c in h.chunks)
             quote, _ = self.quoter.quote(question, abstract, most=most)
             out.append(Source(n=first + len(out), paper_id=h.paper_id, title=h.title, text=quote,
                               score=h.score, year=h.year, name=self._name(h.title, abstract)))
-        return tuple(out)
+            papers += [paper] if paper is not None else []
+        return tuple(out), tuple(papers)
 
     def _name(self, title: str, abstract: str) -> str:
         bm25 = self.retriever.bm25
@@ -350,7 +353,8 @@ class Assistant:
                    name=self._name(p.title, p.abstract))
             for i, p in enumerate(chosen))
         others = tuple(Related(p.paper_id, p.title, p.year) for p in papers if p not in chosen)
-        return Plan(query, tuple(hits), sources, related=others, question=question)
+        return Plan(query, tuple(hits), sources, related=others, question=question,
+                    papers=tuple(chosen))
 
     def _stands_alone(self, question: str, papers: list[Paper], k: int | None,
                       filters: Filters | None) -> bool:

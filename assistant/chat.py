@@ -39,6 +39,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "/filter": ("[year>=Y year<=Y year=Y1-Y2 category=C source=FILE | clear]",
                 "restrict retrieval (show, set or clear)"),
     "/save": ("[FILE]", "save the conversation as Markdown with citations"),
+    "/export": ("[FILE]", "the last answer as Markdown with its numbered references"),
+    "/bib": ("[FILE]", "BibTeX of the papers the last answer cites (shown, or written to FILE)"),
     "/reset": ("", "forget the conversation (start fresh follow-ups)"),
     "/quit": ("", "leave (also Ctrl-D)"),
 }

@@ -128,17 +128,47 @@ class Commands:
         if not self.conv.exchanges:
             self.console.print("[yellow]Nothing to save yet: ask a question first.[/]")
             return
-        name = arg.strip().strip("'\"") or datetime.now().strftime("papers-chat-%Y%m%d-%H%M%S.md")
-        path = Path(name).expanduser()
-        if path.is_dir():
-            path = path / datetime.now().strftime("papers-chat-%Y%m%d-%H%M%S.md")
-        try:
-            path.write_text(self.conv.transcript_markdown(), encoding="utf-8")
-        except OSError as err:
-            raise ChatInputError(f"cannot write {path}: {err.strerror or err}") from None
+        path = self._write(arg, "papers-chat-%Y%m%d-%H%M%S.md", self.conv.transcript_markdown())
         n = len(self.conv.exchanges)
         plural = "s" if n != 1 else ""
         self.console.print(f"[dim]Saved {n} answer{plural} to[/] {escape(str(path))}")
+
+    def cmd_export(self, arg: str) -> None:
+        answer = self._last_answer()
+        path = self._write(arg, "papers-answer-%Y%m%d-%H%M%S.md", answer.to_markdown())
+        self.console.print(f"[dim]Saved the answer with its references to[/] {escape(str(path))}")
+
+    def cmd_bib(self, arg: str) -> None:
+        answer = self._last_answer()
+        text = answer.bibtex()
+        if not text:
+            self.console.print("[yellow]The last answer cites no paper.[/]")
+            return
+        if not arg.strip():
+            self.console.print(Text(text.rstrip()), highlight=False)
+            return
+        path = self._write(arg, "papers-%Y%m%d-%H%M%S.bib", text)
+        n = len(answer.sources)
+        self.console.print(f"[dim]Saved {n} entr{'ies' if n != 1 else 'y'} to[/] "
+                           f"{escape(str(path))}")
+
+    def _last_answer(self):
+        if self.conv.last_answer is None:
+            raise ChatInputError("no answer yet: ask a question first")
+        return self.conv.last_answer
+
+    @staticmethod
+    def _write(arg: str, default_name: str, text: str) -> Path:
+        """`text` to the file `arg` names (a folder: a dated file in it); one-line errors."""
+        name = arg.strip().strip("'\"") or datetime.now().strftime(default_name)
+        path = Path(name).expanduser()
+        if path.is_dir():
+            path = path / datetime.now().strftime(default_name)
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as err:
+            raise ChatInputError(f"cannot write {path}: {err.strerror or err}") from None
+        return path
 
     def _cited_numbers(self) -> set[int]:
         answer = self.conv.last_answer

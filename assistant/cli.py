@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -25,6 +25,8 @@ err = Console(stderr=True, soft_wrap=True)  # soft_wrap: an error stays one line
 out = Console(soft_wrap=True)
 
 EXIT_SKIPPED = 3  # ingest finished but skipped malformed records
+AskFormat = Literal["text", "markdown", "json"]
+SearchFormat = Literal["text", "json", "bibtex"]
 
 
 def _version(value: bool) -> None:
@@ -121,7 +123,9 @@ def search(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="What to look for.")],
     k: Annotated[int, typer.Option("-k", min=1, max=100, help="Papers to return.")] = 10,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (as --format json).")] = False,
+    fmt: Annotated[SearchFormat, typer.Option(
+        "--format", help="text (a table), json, or bibtex (the papers' entries).")] = "text",
     year_min: Annotated[int | None, typer.Option(help="Only papers from this year on.")] = None,
     year_max: Annotated[int | None, typer.Option(help="Only papers up to this year.")] = None,
     category: Annotated[str | None, typer.Option(help="Only this category, e.g. cs.CL.")] = None,
@@ -134,8 +138,15 @@ def search(
 
     settings = _settings(ctx, library, store)
     _ensure_store(settings)
-    hits = Assistant(settings).search(query, k=k, filters=_filters(year_min, year_max, category, source))
-    if as_json:
+    assistant = Assistant(settings)
+    hits = assistant.search(query, k=k, filters=_filters(year_min, year_max, category, source))
+    if fmt == "bibtex":
+        from .export import bibtex
+
+        papers = [p for p in (assistant.paper(h.paper_id) for h in hits) if p is not None]
+        print(clean(bibtex(papers)), end="")
+        return
+    if as_json or fmt == "json":
         results = [{"rank": h.rank, "title": h.title, "paper_id": h.paper_id,
                     "score": round(h.score, 4), "snippet": h.snippet} for h in hits]
         print(json_line({"query": query, "results": results}))
@@ -221,7 +232,9 @@ def ask(
         "--history", help="An earlier user turn (repeat, oldest first).")] = None,
     k: Annotated[int | None, typer.Option("-k", min=1, max=100, help="Papers to retrieve.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="Model name for the endpoint.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (as --format json).")] = False,
+    fmt: Annotated[AskFormat, typer.Option(
+        "--format", help="text, markdown (with a numbered reference list), or json.")] = "text",
     show_unsupported: Annotated[bool, typer.Option(
         "--show-unsupported", help="Also show the answer's sentences the check does not support, "
         "marked '(unverified)' (default: left out, and counted).")] = False,
@@ -238,9 +251,10 @@ def ask(
     options = {"k": k, "model": model, "show_unsupported": show_unsupported or None}
     with Assistant(settings) as assistant:
         events = assistant.stream_events(question, history or None, **options)
-        if as_json:
+        if as_json or fmt != "text":
             answer = next(e for e in events if isinstance(e, Answer))
-            print(json_line(answer.to_dict()))
+            print(json_line(answer.to_dict()) if as_json or fmt == "json"
+                  else answer.to_markdown(), end="\n" if as_json or fmt == "json" else "")
             return
         if out.is_terminal:
             answer = live_answer(out, events)

@@ -212,6 +212,7 @@ class Answer:
     more: tuple[Source, ...] = ()  # papers that answer beyond the list's cap ("/more" in chat)
     left_out: tuple[Claim, ...] = ()  # sentences the check did not support: not in `text`
     missing: tuple[str, ...] = ()  # when abstaining: the question's terms no paper has
+    papers: tuple[Paper, ...] = ()  # the cited papers' records (authors, year, ids, BibTeX)
 
     @property
     def direct(self) -> tuple[Claim, ...]:
@@ -227,6 +228,19 @@ class Answer:
     def unsupported(self) -> tuple[Claim, ...]:
         """Statements the check did not support (left out of the text unless asked for)."""
         return self.left_out + tuple(c for c in self.claims if not c.supported)
+
+    def to_markdown(self) -> str:
+        """The question, the answer with its [n] markers, then the numbered references."""
+        from .export import markdown
+
+        return markdown(self)
+
+    def bibtex(self) -> str:
+        """BibTeX of the cited papers (a .bib paper's own entry, else a generated one)."""
+        from .export import bibtex
+
+        by_id = {p.paper_id: p for p in self.papers}
+        return bibtex([by_id[s.paper_id] for s in self.sources if s.paper_id in by_id])
 
     def to_dict(self) -> dict[str, Any]:
         """The `papers ask --json` shape."""

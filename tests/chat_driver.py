@@ -137,7 +137,7 @@ class FakeAssistant:
         claims = (Claim(direct, (1,), True), Claim(f"{sources[0].text} [1]", (1,), True, origin="quote"))
         yield Answer(question, text, citations, sources, False, model or self.model,
                      usage=Usage(812, 64), claims=claims, related=related, more=more,
-                     left_out=left_out,
+                     left_out=left_out, papers=(paper,),
                      timings=Timings(0.042, 0.5, 0.5 + time.monotonic() - started), query=query)
 
 

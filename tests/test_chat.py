@@ -289,6 +289,20 @@ def test_more_and_unverified_show_what_the_answer_left_aside():
     assert "Despite" not in out.split("/open")[-1] or "As frontier" in out  # /open 2 works
 
 
+def test_export_and_bib_write_the_last_answer(tmp_path):
+    """/export FILE: the last answer as Markdown with its references; /bib: its BibTeX."""
+    md, bib = tmp_path / "answer.md", tmp_path / "cited.bib"
+    code, out, _ = _piped(f"/bib\nHow do LLMs reason step by step?\n/export {md}\n/bib {bib}\n/bib\n")
+    assert code == 0 and "no answer yet: ask a question first" in out
+    text = md.read_text(encoding="utf-8")
+    assert text.startswith("## How do LLMs reason step by step?\n\nChain-of-thought reasoning")
+    assert text.endswith("### References\n\n1. Subhabrata Dutta, Joykirat Singh (2024). *How to "
+                         "think step-by-step: A mechanistic understanding of chain-of-thought "
+                         "reasoning*.\n")
+    assert bib.read_text(encoding="utf-8").startswith("@misc{dutta2024think,\n  title = {{How to")
+    assert "Saved 1 entry to" in out and "@misc{dutta2024think," in out  # /bib shows it
+
+
 def test_piped_trims_long_input_with_a_notice():
     fake = FakeAssistant()
     code, out, _ = _piped("x" * 5000 + "\n", fake)
