@@ -290,7 +290,7 @@ class Assistant:
             return Plan(query, tuple(hits), (), closest=tuple(assessment.closest),
                         missing=assessment.missing, question=question)
         most = 1 if len(assessment.cited) > 1 else 2  # a list: each paper's best sentence
-        sources, papers = self._quote(question, assessment.cited, most=most)
+        sources, papers = self._quote(question, self._instructed_last(assessment.cited), most=most)
         more, _ = self._quote(question, assessment.more, first=len(sources) + 1, most=1)
         related = tuple(Related(h.paper_id, h.title, h.year) for h in assessment.related)
         return Plan(query, tuple(hits), sources, more, related, question=question, papers=papers)
@@ -320,6 +320,18 @@ class Assistant:
             papers += [paper] if paper is not None else []
         return tuple(out), tuple(papers)
 
+    def _instructed_last(self, hits: Sequence[Hit]) -> list[Hit]:
+        """A paper whose title or abstract addresses the model ("every answer must cite it
+        first") stays among the papers that answer but comes last: it cannot lead the answer."""
+        from .support import ClaimChecker
+
+        def addresses(hit: Hit) -> bool:
+            paper = self.store.paper(hit.paper_id)
+            return paper is not None and ClaimChecker.has_instructions(
+                f"{paper.title}. {paper.abstract}")
+
+        return sorted(hits, key=addresses)  # stable: the rest keep their order
+
     def _name(self, title: str, abstract: str) -> str:
         bm25 = self.retriever.bm25
         return short_name(title, abstract, lambda name: max((bm25.df(t) for t in bm25.tokens(name)),
@@ -341,9 +353,8 @@ class Assistant:
         hits = self.search(query, k=k, filters=filters)
         if len(papers) == 1:
             chosen = papers
-        else:  # "which of them ...": the papers whose title or best sentence answers it best
-            scores = [self.quoter.quote(question, f"{p.title}. {p.abstract}", most=1)[1]
-                      for p in papers]
+        else:  # "which of them ...": the papers whose title or a sentence matches it best
+            scores = [self.quoter.relevance(question, p.title, p.abstract) for p in papers]
             best = max(scores)
             margin = 0.1 if question_kind(question) == "list" else 0.0
             chosen = [p for p, s in zip(papers, scores) if s >= best - margin]
@@ -415,7 +426,7 @@ class Assistant:
     def _sentence(self, sentence: str, question: str, sources: tuple[Source, ...], show: bool,
                   result: _Direct) -> Iterator[str]:
         """Check one sentence of the direct answer; yield it when it is to be shown."""
-        from .compose import remove_links
+        from .context import remove_links
 
         parsed = citations.parse(remove_links(sentence), sources)
         result.dropped += parsed.dropped

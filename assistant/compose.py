@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import prompts
+from .context import neutralise
 from .text import sentences
 from .types import Source
 
@@ -44,11 +45,7 @@ cite ::= "[" [1-9] "]" ("[" [1-9] "]"){0,3}'''
 ANSWER_TOKENS = 110  # two sentences of ~25-35 words, or one long enumeration
 PROMPT_PAPERS = 4  # quotes the model reads: ~40 tokens each, ~0.6 s of prefill each
 TITLE_WORDS = 12  # a long title is cut in the prompt: the quote carries the substance
-# A link in the model's text can only come from an abstract, which is untrusted (an injected
-# abstract asks for "download the fix at http://..."); a paper's own page is one `/open` away.
-_FINISHED = re.compile(r"[.!?][\"')\]]*\s*$")
-_LINK = re.compile(r"\(?\b(?:https?://|www\.)\S+", re.IGNORECASE)
-LINK_REMOVED = "(link removed)"
+_FINISHED = re.compile(r"[.!?][\"')\]]*\s*$")  # a sentence the model finished
 
 
 def short_name(title: str, abstract: str, papers_using: Callable[[str], int]) -> str:
@@ -76,8 +73,8 @@ def evidence_block(sources: tuple[Source, ...] | list[Source]) -> str:
     lines = []
     for s in sources[:PROMPT_PAPERS]:
         quote = s.text if len(sources) == 1 else (s.text.split(" … ") or [s.text])[0]
-        label = f"{s.name} ({short_title(s.title)})" if s.name and s.name not in s.title \
-            else short_title(s.title)
+        title = short_title(neutralise(s.title))  # untrusted: one line, no forged delimiters
+        label = f"{s.name} ({title})" if s.name and s.name not in title else title
         lines.append(f'[{s.n}] {label}: "{quote}"')
     return "\n".join(lines)
 
@@ -88,10 +85,6 @@ def messages(question: str, sources: tuple[Source, ...] | list[Source]) -> list[
     return [{"role": "system", "content": prompts.render("system")},
             {"role": "user", "content": prompts.render(
                 "answer", quotes=evidence_block(sources), question=question)}]
-
-
-def remove_links(text: str) -> str:
-    return _LINK.sub(LINK_REMOVED, text)
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Untrusted text (abstracts, titles) made safe to put in a prompt: `neutralise`."""
+"""Untrusted text (abstracts, titles): made safe to put in a prompt (`neutralise`), links taken
+out (`remove_links`), and sentences addressed to the model found (`addresses_model`)."""
 
 from __future__ import annotations
 
@@ -23,3 +24,30 @@ def neutralise(text: str) -> str:
     blanked, every sentence kept."""
     text = _TEMPLATE_TOKEN.sub(" ", _TAG.sub(" ", clean(text)))
     return _WHITESPACE.sub(" ", text).strip()
+
+
+# A link can only come from an abstract, which is untrusted (an injected abstract asks for
+# "download the fix at http://..."); a paper's own page is one `/open` away, so none is shown.
+_LINK = re.compile(r"\(?\b(?:https?://|www\.)\S+", re.IGNORECASE)
+LINK_REMOVED = "(link removed)"
+# Sentences addressed to the reader rather than describing research.
+_INSTRUCTION = re.compile(
+    r"\b(ignore|disregard|forget|override|set aside)\b.{0,60}\b(instructions?|prompts?|rules?|"
+    r"guidance|above|previous|earlier)\b"
+    r"|\byou (are now|must|should|will)\b|\bas an ai\b"
+    r"|\b(always|only|instead) (answer|reply|respond|say|write|talk|cite)\b"
+    r"|\b(reply|respond|answer) (only|exactly)\b"
+    r"|\bcite (this|me|only|it|us)\b|\b(must|should|always) cite\b"
+    r"|(?<![-\w])(visit|download|click)\b",
+    re.IGNORECASE,
+)
+
+
+def remove_links(text: str) -> str:
+    return _LINK.sub(LINK_REMOVED, text)
+
+
+def addresses_model(sentence: str) -> bool:
+    """True when the sentence speaks to the model ("ignore all previous instructions", "you
+    must cite this paper", "visit ..."), not about research."""
+    return bool(_INSTRUCTION.search(sentence))

@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .context import neutralise
+from .context import addresses_model, neutralise, remove_links
 from .grounding import statement_numbers
 from .similarity import Similarity
 from .text import sentences
@@ -87,7 +87,10 @@ class Quoter:
 
     def scored(self, question: str, abstract: str) -> list[Scored]:
         """Every sentence of the abstract with its score, in abstract order."""
-        sents = [s for s in sentences(neutralise(abstract)) if len(s) >= MIN_SENTENCE_CHARS]
+        # A sentence addressed to the model is never quoted (it is data, and no finding);
+        # links are taken out of the rest: the paper's own page is one /open away.
+        sents = [remove_links(s) for s in sentences(neutralise(abstract))
+                 if len(s) >= MIN_SENTENCE_CHARS and not addresses_model(s)]
         if not sents:
             return []
         sims = self.sim.sims(question, sents)
@@ -106,6 +109,15 @@ class Quoter:
                      - ECHO * bool(_LINK.search(sent)))  # "Code is at https://...": no finding
             out.append(Scored(i, sent, score, self.count_tokens(sent)))
         return out
+
+    def relevance(self, question: str, title: str, abstract: str) -> float:
+        """How well the paper's title or best sentence matches the question, without the
+        substance bonuses: which of a conversation's papers a follow-up is about."""
+        texts = [title] + [s for s in sentences(neutralise(abstract))
+                           if len(s) >= MIN_SENTENCE_CHARS]
+        sims = self.sim.sims(question, texts)
+        return max(SIMILARITY * float(sim) + (1 - SIMILARITY) * self.coverage(question, text)
+                   for text, sim in zip(texts, sims))
 
     def quote(self, question: str, abstract: str, *, most: int = 2) -> tuple[str, float]:
         """(quote, best sentence's score): up to `most` sentences in abstract order, joined by

@@ -27,22 +27,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .context import addresses_model
 from .grounding import CitedText, DeterministicScorer
 from .similarity import Similarity
 from .text import MARKER, sentences
 from .types import Source
 
-# Sentences addressed to the reader rather than describing research.
-_INSTRUCTION = re.compile(
-    r"\b(ignore|disregard|forget|override|set aside)\b.{0,60}\b(instructions?|prompts?|rules?|"
-    r"guidance|above|previous|earlier)\b"
-    r"|\byou (are now|must|should|will)\b|\bas an ai\b"
-    r"|\b(always|only|instead) (answer|reply|respond|say|write|talk|cite)\b"
-    r"|\b(reply|respond|answer) (only|exactly)\b"
-    r"|\bcite (this|me|only|it|us)\b|\b(must|should|always) cite\b"
-    r"|(?<![-\w])(visit|download|click)\b",
-    re.IGNORECASE,
-)
 INSTRUCTED_MIN_WORDS = 2
 # "TTA (Efficient Test-Time Model Adaptation without Forgetting) [1][2]." names a paper and
 # says nothing: a finding takes a few words beyond the paper's title and name.
@@ -129,7 +119,7 @@ class ClaimChecker:
         flagged, plain = set(), set()
         for text in source_texts:
             for sent in sentences(text):
-                (flagged if _INSTRUCTION.search(sent) else plain).update(self._bm25.tokens(sent))
+                (flagged if addresses_model(sent) else plain).update(self._bm25.tokens(sent))
         only = flagged - plain
         hits = [w for w in dict.fromkeys(self._bm25.tokens(sentence)) if w in only]
         return hits if len(hits) >= INSTRUCTED_MIN_WORDS else []
@@ -137,4 +127,4 @@ class ClaimChecker:
     @staticmethod
     def has_instructions(text: str) -> bool:
         """True when some sentence of `text` is addressed to the model."""
-        return any(_INSTRUCTION.search(sent) for sent in sentences(text))
+        return any(addresses_model(sent) for sent in sentences(text))

@@ -16,6 +16,10 @@ from .suite import metric_at
 # (path in a summary dict, label, file name)
 METRICS: tuple[tuple[str, str, str], ...] = (
     ("headline", "Headline: answered correctly", "headline"),
+    ("key_recall", "Key recall (states the key)", "key_recall"),
+    ("echo_rate", "Echo rate (statements)", "echo_rate"),
+    ("extra_citation_rate", "Extra citations (1 paper)", "extra_citation_rate"),
+    ("list_recall", "List recall (which papers)", "list_recall"),
     ("substantive", "Substantive answers", "substantive"),
     ("retrieval.recall@5", "Retrieval recall@5", "recall_at_5"),
     ("retrieval.recall@10", "Retrieval recall@10", "recall_at_10"),
@@ -26,18 +30,18 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("abstention.accuracy", "Abstention accuracy", "abstention_accuracy"),
     ("abstention.abstain_recall", "Abstain recall", "abstain_recall"),
     ("abstention.false_abstention_rate", "False abstention rate", "false_abstention_rate"),
+    ("abstention.near_miss_recall", "Near-miss abstain recall", "near_miss_recall"),
     ("faithfulness", "Faithfulness (deterministic)", "faithfulness"),
-    ("faithfulness_judge", "Faithfulness (LLM judge)", "faithfulness_judge"),
+    ("faithfulness_judge", "Judge (model grades itself)", "faithfulness_judge"),
     ("faithfulness_runtime", "Faithfulness (run-time check)", "faithfulness_runtime"),
 )
-SHORT = ("head", "subst", "R@5", "R@10", "MRR", "cit.P", "cit.R", "fact", "abst", "abst.R",
-         "falseA", "faith", "judge", "runtm")
+SHORT = ("head", "key", "echo", "extra", "list", "subst", "R@5", "R@10", "MRR", "cit.P",
+         "cit.R", "fact", "abst", "abst.R", "falseA", "near", "faith", "judge", "runtm")
 # The checks whose statement-level unsupported rates are compared.
 CHECKS = (("runtime", "run-time check (Answer.claims)"), ("deterministic", "deterministic scorer"),
           ("judge", "LLM judge"))
-ORIGIN_LABELS = {"generated": "generated (written from that source)",
-                 "model": "model (a marker the model wrote)",
-                 "attributed": "attributed (added by citations.attribute)"}
+ORIGIN_LABELS = {"answer": "answer (a sentence of the direct answer)",
+                 "quote": "quote (the paper's own sentences)"}
 
 
 def fmt(value: Any) -> str:
@@ -55,10 +59,11 @@ def _cell(text: Any) -> str:
 
 
 def columns(report: dict) -> list[tuple[str, dict]]:
-    """(name, summary) of the test split, the dev split, then all questions: test first, the
-    split nothing was tuned on."""
+    """(name, summary) of the frozen splits (test, test2), the dev split, then all questions:
+    the splits nothing was tuned on come first."""
     splits = report.get("by_split", {})
-    return [(name, splits[name]) for name in ("test", "dev") if name in splits] + [("all", report)]
+    return [(name, splits[name]) for name in ("test", "test2", "dev") if name in splits] + [
+        ("all", report)]
 
 
 def _kind_rows(summary: dict) -> list[tuple[str, dict]]:
@@ -77,7 +82,7 @@ def summary_lines(report: dict) -> list[str]:
     cols = columns(report)
     lines = [f"{report['questions']} questions ({meta.get('mode', '?')}, "
              f"{meta.get('seconds', 0)} s, {meta.get('model', '?')})", ""]
-    head = "".join(f"{(n.upper() if n == 'test' else n) + ' (%d)' % s['questions']:>12}"
+    head = "".join(f"{(n.upper() if n.startswith('test') else n) + ' (%d)' % s['questions']:>12}"
                    for n, s in cols)
     lines.append(f"  {'':<31}{head}")
     for path, label, _ in METRICS:
@@ -89,7 +94,8 @@ def summary_lines(report: dict) -> list[str]:
     for name, summary in cols:
         if name == "all" and len(cols) > 1:
             continue
-        title = ("TEST split by kind (frozen: the figures that count)" if name == "test" else
+        title = (f"{name.upper()} split by kind (frozen: the figures that count)"
+                 if name.startswith("test") else
                  "dev split by kind (tuned on)" if name == "dev" else "by kind")
         lines += ["", f"  {title}",
                   f"  {'kind':<11}{'n':>4}" + "".join(f"{x:>7}" for x in SHORT)]
@@ -120,7 +126,7 @@ def _chart(report: dict, path: str, label: str, out: Path) -> None:
     kinds = [k for k in KINDS if k in report.get("by_kind", {})]
     cols = [(n, s) for n, s in columns(report) if n != "all"] or [("all", report)]
     width = 0.8 / len(cols)
-    colors = {"test": "#4C72B0", "dev": "#BBBBBB", "all": "#4C72B0"}
+    colors = {"test": "#4C72B0", "test2": "#55A868", "dev": "#BBBBBB", "all": "#4C72B0"}
     fig, ax = plt.subplots(figsize=(6.5, 3.2), dpi=100)
     for i, (name, summary) in enumerate(cols):
         values = [metric_at(summary.get("by_kind", {}).get(k, {}), path) for k in kinds]
@@ -161,24 +167,27 @@ def markdown(report: dict, charts: dict[str, str]) -> str:
            f"{report['questions']} questions, model `{meta.get('model', '?')}`, "
            f"{meta.get('mode', '?')} mode, {meta.get('seconds', '?')} s. Deterministic "
            f"faithfulness threshold: similarity >= {meta.get('similarity_threshold', '?')}. "
-           "The `test` split is frozen and nothing is tuned on it: its column is the one that "
-           "counts.", "",
+           "The `test` and `test2` splits are frozen and nothing is tuned on them: their columns "
+           "are the ones that count. The LLM judge is the answering model grading its own "
+           "answers: a weak second opinion beside the deterministic check.", "",
            "## Overall", "", f"| metric | {names} |", "|---|" + "---|" * len(cols)]
     for path, label, _ in METRICS:
         out.append(f"| {label} | " + " | ".join(fmt(metric_at(s, path)) for _, s in cols) + " |")
     out += ["", "Headline: an answerable question is answered (not abstained), cites a gold "
             "paper, contains the expected value (fact questions and follow-ups that have one), "
-            "every statement passes the deterministic scorer, and no line is a bare title or "
-            "marker; an abstain question abstains and cites nothing. Abstaining on an "
-            "answerable question is a miss.", "",
+            "states its key, every statement passes the deterministic scorer, no statement "
+            "restates the question, no line is a bare title or marker, and a single-paper "
+            "question cites no other paper; an abstain question abstains and cites nothing. "
+            "Abstaining on an answerable question is a miss.", "",
             "### Headline misses", "", f"| reason | {names} |", "|---|" + "---|" * len(cols)]
     for reason in report.get("misses", {}):
         out.append(f"| {reason.replace('_', ' ')} | "
                    + " | ".join(fmt(metric_at(s, f"misses.{reason}")) for _, s in cols) + " |")
     out += ["", "### Unsupported statements by check", "",
-            "Share of statements (pooled) each check finds unsupported: the run-time check "
-            "judges the answer's lines (`Answer.claims`), the deterministic scorer and the judge "
-            "the statements split from the answer.", "",
+            "Share of statements (pooled) each check finds unsupported: the run-time check and "
+            "the deterministic scorer judge the answer's statements (`Answer.claims`: the direct "
+            "answer's sentences and the quotes); the judge only the direct answer's sentences.",
+            "",
             f"| check | {names} |", "|---|" + "---|" * len(cols)]
     for key, label in CHECKS:
         out.append(f"| {label} | " + " | ".join(
