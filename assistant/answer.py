@@ -404,12 +404,13 @@ class Assistant:
     def _direct(self, plan: Plan, model: str | None, show: bool, start: float, after: bool):
         """Stream the model's sentences, each checked before it is shown; return a _Direct.
         `after`: the opening already has a lead sentence."""
-        from .compose import ANSWER_TOKENS, GRAMMAR, SentenceStream, messages
+        from .compose import ANSWER_TOKENS, GRAMMAR, LIST_ANSWER_TOKENS, SentenceStream, messages
 
         result = _Direct(after=after)
         stream = SentenceStream()
         question = plan.question or plan.query
-        request = self.llm.stream(messages(question, plan.sources), max_tokens=ANSWER_TOKENS,
+        tokens = ANSWER_TOKENS if len(plan.sources) == 1 else LIST_ANSWER_TOKENS
+        request = self.llm.stream(messages(question, plan.sources), max_tokens=tokens,
                                   model=model, grammar=GRAMMAR)
         for event in request:
             if not isinstance(event, str):

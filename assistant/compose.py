@@ -42,8 +42,9 @@ GRAMMAR = r'''root ::= sentence (" " sentence)?
 sentence ::= [A-Z0-9"(] char{10,400} " " cite "."
 char ::= [ -Z\\^-~\u00C0-\u024F\u2013\u2014\u2018\u2019\u201C\u201D\u00D7\u00B1\u2264\u2265\u00B0\u03BC]
 cite ::= "[" [1-9] "]" ("[" [1-9] "]"){0,3}'''
-ANSWER_TOKENS = 110  # two sentences of ~25-35 words, or one long enumeration
-PROMPT_PAPERS = 4  # quotes the model reads: ~40 tokens each, ~0.6 s of prefill each
+ANSWER_TOKENS = 110  # one paper: two sentences of ~25-35 words, or one long enumeration
+LIST_ANSWER_TOKENS = 80  # a list: its lead is written without the model; one or two sentences
+PROMPT_PAPERS = 3  # quotes the model reads: ~40 tokens each, ~0.6 s of prefill each
 TITLE_WORDS = 12  # a long title is cut in the prompt: the quote carries the substance
 _FINISHED = re.compile(r"[.!?][\"')\]]*\s*$")  # a sentence the model finished
 

@@ -91,11 +91,11 @@ def test_the_request_puts_the_fixed_prefix_first_and_the_question_last():
     assert user.rstrip().endswith("Question: Which papers study X?")
 
 
-def test_the_model_reads_one_sentence_per_paper_of_a_list_and_at_most_four():
+def test_the_model_reads_one_sentence_per_paper_of_a_list_and_at_most_three():
     many = tuple(Source(i, f"p{i}", f"Paper {i}", f"First {i}. … Second {i}.", 1.0)
                  for i in range(1, 7))
     block = evidence_block(many)
-    assert block.count("\n") == 3 and "Second" not in block and "[5]" not in block
+    assert block.count("\n") == 2 and "Second" not in block and "[4]" not in block
     one = evidence_block(many[:1])
     assert "Second 1." in one  # one paper: its whole quote
 
