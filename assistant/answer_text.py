@@ -30,7 +30,7 @@ def abstention_text(closest: Sequence[Hit], missing: Sequence[str] = ()) -> str:
     lines = [SENTINEL]
     if missing:
         words = ", ".join(f'"{w}"' for w in missing[:3])
-        lines[0] += f" No paper near it mentions {words}."
+        lines[0] += f" None of the closest papers mentions {words}."
     if closest:
         lines += [CLOSEST_HEADER] + [f"- {h.title}" for h in closest]
     return "\n".join(lines)

@@ -320,3 +320,29 @@ def test_readme_python_example_runs(recorded, monkeypatch):
     monkeypatch.setenv("PAPERS_LLM_MAX_RETRIES", "0")
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
+
+
+# --- what a follow-up points at --------------------------------------------------------------------
+
+@pytest.mark.parametrize("question, back, surely", [
+    ("What strategies does it propose?", True, True),
+    ("How long is the context of its long-context models?", True, True),
+    ("Which of them uses diffusion models?", True, True),
+    ("Does the second one report a speed-up?", True, True),
+    ("Which papers continue pre-training an LLM to adapt it to Korean?", True, False),
+    ("Which papers study methods that prune BERT?", False, False),
+    ("How many GPU hours does Wuerstchen need?", False, False),
+])
+def test_a_follow_up_is_told_by_what_it_points_at(question, back, surely):
+    from assistant.followup import refers_back, surely_back
+
+    assert refers_back(question) is back and surely_back(question) is surely
+
+
+def test_ellipsis_and_ordinals():
+    from assistant.followup import elliptical, ordinal
+
+    assert elliptical("And for speech?") and elliptical("What about BERT?")
+    assert not elliptical("Which papers study the stability gap?")
+    assert ordinal("What does the second one report?") == 1
+    assert ordinal("And the last paper?") == -1 and ordinal("first results?") is None
