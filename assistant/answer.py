@@ -108,6 +108,7 @@ class Assistant:
         self._similarity = None
         self._quoter = None
         self._claim_checker = None
+        self._records: dict[str, Paper | None] = {}  # papers read for the current question
 
     # --- collaborators ---------------------------------------------------------------------
     @property
@@ -277,6 +278,11 @@ class Assistant:
              filters: Filters | None = None) -> Plan:
         """Retrieve, decide which papers answer, quote them. A follow-up that points back is
         answered from the papers the conversation was about."""
+        self._records = {}  # read afresh for each question: an ingest may have run since
+        return self._plan(question, turns, k, filters)
+
+    def _plan(self, question: str, turns: list[Turn], k: int | None,
+              filters: Filters | None) -> Plan:
         if turns and refers_back(question):
             focused = self._follow_up(question, turns, k, filters)
             if focused is not None:
@@ -301,7 +307,7 @@ class Assistant:
 
         texts = {}
         for h in hits:
-            paper = self.store.paper(h.paper_id)
+            paper = self._record(h.paper_id)
             if paper is not None:
                 texts[h.paper_id] = f"{paper.title}\n{paper.abstract}"
         return assess(query, hits, self.retriever.bm25, self.settings, texts)
@@ -312,7 +318,7 @@ class Assistant:
         papers' records."""
         out, papers = [], []
         for h in hits:
-            paper = self.store.paper(h.paper_id)
+            paper = self._record(h.paper_id)
             abstract = paper.abstract if paper is not None else " ".join(c.text for c in h.chunks)
             quote, _ = self.quoter.quote(question, abstract, most=most)
             out.append(Source(n=first + len(out), paper_id=h.paper_id, title=h.title, text=quote,
@@ -320,13 +326,19 @@ class Assistant:
             papers += [paper] if paper is not None else []
         return tuple(out), tuple(papers)
 
+    def _record(self, paper_id: str) -> Paper | None:
+        """`store.paper`, read once per question (deciding, quoting and naming all need it)."""
+        if paper_id not in self._records:
+            self._records[paper_id] = self.store.paper(paper_id)
+        return self._records[paper_id]
+
     def _instructed_last(self, hits: Sequence[Hit]) -> list[Hit]:
         """A paper whose title or abstract addresses the model ("every answer must cite it
         first") stays among the papers that answer but comes last: it cannot lead the answer."""
         from .support import ClaimChecker
 
         def addresses(hit: Hit) -> bool:
-            paper = self.store.paper(hit.paper_id)
+            paper = self._record(hit.paper_id)
             return paper is not None and ClaimChecker.has_instructions(
                 f"{paper.title}. {paper.abstract}")
 
@@ -343,7 +355,7 @@ class Assistant:
         focus = self._focus(turns, k, filters)
         if not focus:
             return None
-        papers = [p for p in (self.store.paper(pid) for pid in focus) if p is not None]
+        papers = [p for p in (self._record(pid) for pid in focus) if p is not None]
         index = ordinal(question)
         if index is not None and -len(papers) <= index < len(papers):
             papers = [papers[index]]
@@ -395,7 +407,7 @@ class Assistant:
                 return list(turn.papers)
             if turn.answer and is_abstention(turn.answer):
                 continue
-            earlier = self.plan(turn.question, turns[:-back], k=k, filters=filters)
+            earlier = self._plan(turn.question, turns[:-back], k, filters)
             if earlier.sources:
                 return [s.paper_id for s in earlier.sources]
         return []
