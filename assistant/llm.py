@@ -300,7 +300,7 @@ class _Failure:
         ):
             n = _prompt_tokens_in(message) or self.prompt_tokens()
             return (f"the prompt ({n} tokens) exceeds the model's context window; "
-                    "lower -k or set PAPERS_CONTEXT_WINDOW")  # fmt: skip
+                    "a longer question or history? the embedded model's is PAPERS_LOCAL_CTX")  # fmt: skip
         if status == 404:
             return (f"the model server at {where} has no chat endpoint (HTTP 404: {message}): "
                     "PAPERS_LLM_BASE_URL usually ends in /v1")  # fmt: skip

@@ -518,13 +518,12 @@ def _shows(screen: str, phrase: str) -> bool:
 
 
 def _replay_env(store: Settings, base_url: str, cassette: str) -> dict[str, str]:
-    """What the child needs to answer like the recording: same store, model, context window."""
+    """What the child needs to answer like the recording: same store and model."""
     return {
         "PAPERS_STORE_DIR": str(store.store_dir),
         "PAPERS_LLM_BASE_URL": base_url,
         "PAPERS_LLM_MODEL": LOCAL_MODEL,
         "PAPERS_LLM_MAX_RETRIES": "0",
-        "PAPERS_CONTEXT_WINDOW": "4096",
         "PAPERS_REPLAY_CASSETTE": str(CHAT_CASSETTES / cassette),
         "PAPERS_RECORD": "1" if RECORD else "0",
     }

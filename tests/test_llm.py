@@ -67,7 +67,7 @@ def test_context_too_long(llm_settings):
         list(llm.stream(TOO_LONG, max_tokens=16))
     assert str(err.value) == (
         "the prompt (4230 tokens) exceeds the model's context window; "
-        "lower -k or set PAPERS_CONTEXT_WINDOW"
+        "a longer question or history? the embedded model's is PAPERS_LOCAL_CTX"
     )
 
 
