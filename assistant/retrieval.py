@@ -40,7 +40,7 @@ _NAME = r"[A-Za-z0-9][A-Za-z0-9.\-]*[A-Za-z0-9]"
 _IN_BRACKETS = re.compile(r"\((" + _NAME + r")[),;]")
 _BEFORE_EXPANSION = re.compile(r"\b(" + _NAME + r") \((?:[A-Za-z][a-z\-]*\s){1,}")
 _NAMED = re.compile(r"\b(?:propose|introduce|present|call|dub|name|named|called|dubbed|termed)"
-                    r"(?:d|s)?\s+(?:a |an |the )?(?:[a-z\-]+ ){0,2}(" + _NAME + r")\b")
+                    r"(?:d|s)?\s+(?:a |an |the )?(" + _NAME + r")\b")
 _FOR_SHORT = re.compile(r"\b(" + _NAME + r"),? for short\b")  # "..., or LOOK for short"
 _QUERY_TOKEN = re.compile(_NAME)
 

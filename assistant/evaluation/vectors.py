@@ -70,15 +70,19 @@ class EmbeddingCache:
 
 
 def store_key(settings: Settings) -> str:
-    """Changes when the corpus files, the chunking (code or sizes) or the embedding model change."""
+    """Changes when the corpus files, the chunking (code or sizes), the retrieval code (the
+    names saved at ingest) or the embedding model change."""
     from assistant.corpus import bundled_paths
     from assistant.embeddings import MODEL_NAME
 
     import assistant.chunking
+    import assistant.retrieval
 
     digest = hashlib.sha256(f"{MODEL_NAME}|{settings.chunk_size}|{settings.chunk_overlap}".encode())
-    # the chunking code too: ingest re-chunks a paper only when its text or sizes change
-    digest.update(Path(assistant.chunking.__file__).read_bytes())
+    # the chunking code too: ingest re-chunks a paper only when its text or sizes change; and
+    # the names ingest saves with the BM25 index (retrieval.defined_names) are not re-read
+    for module in (assistant.chunking, assistant.retrieval):
+        digest.update(Path(module.__file__).read_bytes())
     for path in sorted(bundled_paths()):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
