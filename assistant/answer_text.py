@@ -55,9 +55,8 @@ def evidence_text(sources: Sequence[Source], related: Sequence[Related], more: i
         lines.append(f"{more} more paper{'s' if more != 1 else ''} answer{'' if more != 1 else 's'}"
                      " this (/more in the chat).")
     if left_out:
-        lines.append(f"{left_out} sentence{'s' if left_out != 1 else ''} of the answer left out: "
-                     "the check did not find {} in the quotes.".format(
-                         "them" if left_out != 1 else "it"))
+        lines.append(f"{left_out} sentence{'s' if left_out != 1 else ''} of the model's answer "
+                     "left out: not found in the quotes, or only restating the question.")
     return "\n".join(lines)
 
 
