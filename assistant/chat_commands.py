@@ -113,8 +113,8 @@ class Commands:
         for claim in left:
             self.console.print(markdown(claim.text + UNVERIFIED))
             self.console.print(Text(f"  why: {claim.reason}", style="dim"))
-        self.console.print("[dim]Left out of the answer: the check did not find these in the "
-                           "quotes they cite (/open N shows a whole abstract).[/]")
+        self.console.print("[dim]Left out of the answer, each for the reason shown (/open N "
+                           "shows a whole abstract).[/]")
         self.console.line()
 
     def cmd_open(self, arg: str) -> None:
