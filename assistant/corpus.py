@@ -11,11 +11,12 @@ papers, and `strict=True` turns any of them into one `CorpusError`.
 from __future__ import annotations
 
 import csv
-import gzip
 import hashlib
 import json
 import os
 import re
+import sys
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,7 +25,9 @@ from typing import Any
 from assistant import identity
 from assistant.errors import CorpusError
 from assistant.identity import arxiv_id as _arxiv_id
-from assistant.text import normalize_title
+from assistant.latex import clean_latex as _clean_latex
+from assistant.lines import Unreadable, change, decoded_lines, stamp
+from assistant.text import normalize_title, valid_text
 from assistant.types import Paper, Problem
 
 __all__ = [
@@ -96,49 +99,11 @@ def paper_id_for(title: str, arxiv_id: str | None = None, doi: str | None = None
 # --------------------------------------------------------------------------- text cleanup
 
 _WS = re.compile(r"\s+")
-_MATH = re.compile(r"(?<!\\)\$\$?(.+?)(?<!\\)\$\$?", re.S)
-_STYLE = re.compile(r"\\(?:emph|textit|textbf|texttt|textsc|textrm|textsf|underline)\{([^{}]*)\}")
-# \'e, \'{e}, {\'e}, \c{c}, \c c; letter-named accents need a brace or space (\cite is no accent).
-_ACCENT = re.compile(
-    r"(?:(?<![A-Za-z])(\{))?"  # {\'e}: the group's brace, not \textbf's
-    r"\\(?:[`'^\"~=.]\s*|[Hcuvk](?=[\s{])\s*)"
-    r"(?:\{([A-Za-z])\}|([A-Za-z]))(\})?"
-)
-_BRACES = re.compile(r"(?<![\\\w^_])\{([^{}\\]*)\}")  # "{BERT}": arXiv titles guard capitals
-_ESCAPED = re.compile(r"\\([%&_#$])")
 
 
 def _squash(text: str) -> str:
     """Collapse newlines and runs of spaces (arXiv wraps titles and abstracts at ~80 columns)."""
     return _WS.sub(" ", text).strip()
-
-
-def _clean_latex(text: str) -> str:
-    """Light LaTeX cleanup for arXiv text: readable, not a TeX renderer.
-
-    `$x^2$` -> `x^2`, `\\emph{x}` -> `x`, `\\'e` -> `e`, `~` -> space; `--` is kept.
-    """
-    # The `in` guards skip the regexes on plain text: most of a snapshot's millions of
-    # strings hold no TeX, and the substitutions dominate reading time otherwise.
-    if "$" in text:
-        text = _MATH.sub(r"\1", text)
-    if "\\" in text:
-        text = _ACCENT.sub(_accent, text)  # before "~" -> space, since \~n is an accent
-    previous = None
-    while "{" in text and previous != text:  # styles may nest: \textbf{\emph{x}}
-        previous, text = text, _BRACES.sub(r"\1", _STYLE.sub(r"\1", text))
-    text = text.replace("~", " ")
-    if "\\" in text:
-        text = _ESCAPED.sub(r"\1", text)
-    return _squash(text)
-
-
-def _accent(match: re.Match[str]) -> str:
-    """The plain letter, keeping a brace only when it was not part of the accent group."""
-    opened, letter, closed = match.group(1), match.group(2) or match.group(3), match.group(4)
-    if opened and closed:
-        return letter
-    return (opened or "") + letter + (closed or "")
 
 
 def _authors(value: Any) -> tuple[str, ...]:
@@ -239,43 +204,18 @@ def _paper_from_fields(fields: dict[str, Any], source: str) -> _Record:
 # --------------------------------------------------------------------------- line readers
 
 
-def _decoded_lines(path: Path, display: str, problems: list[Problem]) -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, text) without the newline, decoding each line on its own.
-
-    A line that is not UTF-8 becomes a Problem and is skipped, so one bad byte costs one line.
-    """
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    number = 0
-    try:
-        with opener(path, "rb") as raw:
-            for number, data in enumerate(raw, start=1):
-                try:
-                    # utf-8-sig on line 1 drops the BOM that spreadsheet exports add
-                    text = data.decode("utf-8-sig" if number == 1 else "utf-8")
-                except UnicodeDecodeError as err:
-                    reason = f"not valid UTF-8 (byte {err.start + 1} of the line)"
-                    problems.append(Problem(display, number, reason))
-                    continue
-                yield number, text.rstrip("\r\n")
-    except (OSError, EOFError) as err:  # truncated or corrupt .gz, unreadable file
-        problems.append(Problem(display, number + 1, f"cannot read further: {err}"))
-
-
 def _read_jsonl(path: Path, display: str, problems: list[Problem]) -> Iterator[_Record]:
     """One JSON object a line: plain paper records or the arXiv metadata snapshot."""
-    for number, text in _decoded_lines(path, display, problems):
+    for number, text in decoded_lines(path, display, problems):
         if not text.strip():
             continue
         try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as err:
-            if number == 1 and text.lstrip().startswith("["):
+            obj = _json_object(text)
+        except _Bad as err:
+            if number == 1 and text.lstrip().startswith("[") and str(err).startswith(_NOT_JSON):
                 problems.append(Problem(display, 1, "a JSON array; write one JSON object a line"))
                 return  # every later line would be "bad JSON" too
-            problems.append(Problem(display, number, f"bad JSON ({err.msg}, column {err.colno})"))
-            continue
-        if not isinstance(obj, dict):
-            problems.append(Problem(display, number, f"not a JSON object (a {type(obj).__name__})"))
+            problems.append(Problem(display, number, str(err)))
             continue
         try:
             yield _paper_from_fields(obj, path.name)
@@ -283,12 +223,54 @@ def _read_jsonl(path: Path, display: str, problems: list[Problem]) -> Iterator[_
             problems.append(Problem(display, number, str(err)))
 
 
+_NOT_JSON = "bad JSON ("
+# Python refuses to turn more digits than this into an int (a guard against quadratic work).
+_INT_DIGITS = sys.get_int_max_str_digits() or 10**9
+_LONE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # "\ud800" written in JSON
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """The JSON object on one line; raises _Bad saying why it is not one.
+
+    Deep nesting (json recurses once a level) and numbers too long for an int are reasons, not
+    crashes; a number of 5,000 digits becomes a float (inf), so a record keeps its paper when
+    such a number sits in a field we do not use. A lone surrogate escape ("\\ud800") cannot be
+    stored (it is not Unicode text): it becomes U+FFFD.
+    """
+    try:
+        obj = json.loads(text, parse_int=_parse_int)
+    except json.JSONDecodeError as err:
+        raise _Bad(f"{_NOT_JSON}{err.msg}, column {err.colno})") from None
+    except RecursionError:
+        raise _Bad("JSON nested too deeply (over ~1,000 levels)") from None
+    if not isinstance(obj, dict):
+        raise _Bad(f"not a JSON object (a {type(obj).__name__})")
+    if "\\u" in text and _LONE_SURROGATE.search(text):
+        obj = {k: _valid_unicode(v) for k, v in obj.items()}
+    return obj
+
+
+def _parse_int(digits: str) -> int | float:
+    return int(digits) if len(digits) <= _INT_DIGITS else float(digits)
+
+
+def _valid_unicode(value: Any, depth: int = 0) -> Any:
+    """Lone surrogates -> U+FFFD in a string, or in the strings of a (shallow) list or dict."""
+    if isinstance(value, str):
+        return valid_text(value)
+    if depth < 2 and isinstance(value, list):
+        return [_valid_unicode(v, depth + 1) for v in value]
+    if depth < 2 and isinstance(value, dict):
+        return {k: _valid_unicode(v, depth + 1) for k, v in value.items()}
+    return value
+
+
 def _read_csv(path: Path, display: str, problems: list[Problem]) -> Iterator[_Record]:
     """CSV with a header naming at least `title` and `abstract` (quoted fields may span lines)."""
     first_line = [0]  # line where the record being parsed began: quoted newlines span lines
 
     def feed() -> Iterator[str]:
-        for number, text in _decoded_lines(path, display, problems):
+        for number, text in decoded_lines(path, display, problems):
             if first_line[0] == 0:
                 first_line[0] = number
             yield text + "\n"
@@ -308,8 +290,8 @@ def _read_csv(path: Path, display: str, problems: list[Problem]) -> Iterator[_Re
             continue
         if header is None:
             header = [cell.strip().lower() for cell in row]
-            if "title" not in header or "abstract" not in header:
-                reason = "CSV header needs title and abstract columns"
+            reason = _header_problem(header)
+            if reason:
                 problems.append(Problem(display, first_line[0], reason))
                 return
             continue
@@ -321,6 +303,21 @@ def _read_csv(path: Path, display: str, problems: list[Problem]) -> Iterator[_Re
             yield _paper_from_fields(dict(zip(header, row)), path.name)
         except _Bad as err:
             problems.append(Problem(display, first_line[0], str(err)))
+
+
+_CSV_FIELDS = ("title", "abstract", "id", "authors", "year", "url", "categories")
+
+
+def _header_problem(header: list[str]) -> str | None:
+    """Why a CSV header cannot be used: a column missing, or one we read named twice."""
+    if "title" not in header or "abstract" not in header:
+        return "CSV header needs title and abstract columns"
+    for name in _CSV_FIELDS:
+        columns = [str(i + 1) for i, cell in enumerate(header) if cell == name]
+        if len(columns) > 1:
+            return (f'CSV header names "{name}" in {len(columns)} columns ({", ".join(columns)}): '
+                    "keep one")
+    return None
 
 
 # Lines of the web page around the papers, not papers ("Mar 14" is the page's date).
@@ -369,7 +366,7 @@ def _read_pages(path: Path, display: str, problems: list[Problem]) -> Iterator[_
     """
     pending: tuple[int, str] | None = None
     seen_title = False
-    for number, raw in _decoded_lines(path, display, problems):
+    for number, raw in decoded_lines(path, display, problems):
         line = _squash(raw)
         if not line or line.lower() in _BOILERPLATE or _DATE.fullmatch(line):
             continue
@@ -507,22 +504,39 @@ class _Merger:
 
 
 class ProblemLog:
-    """Problems of a read: the first `keep` in full, the rest only counted (bounded memory)."""
+    """Problems of a read: the first `keep` in full, the rest only counted (bounded memory).
+
+    `count` is the number of records they stand for (what ingest reports as skipped), `problems`
+    the number of problems: one problem may stand for a whole file that vanished mid-read.
+    """
 
     def __init__(self, keep: int = 100) -> None:
         self.shown: list[Problem] = []
         self.count = 0
+        self.problems = 0
         self._keep = keep
 
     def append(self, problem: Problem) -> None:
-        self.count += 1
+        self.count += problem.records
+        self.problems += 1
         if len(self.shown) < self._keep:
             self.shown.append(problem)
 
 
-def _records(files: list[tuple[Path, str, str]], problems) -> Iterator[_Record]:
+def _records(files: list[tuple[Path, str, str]], problems, tally: Counter | None = None,
+             cut: dict[str, Problem] | None = None) -> Iterator[_Record]:
+    """Every good record of `files`; `tally` counts them per file, `cut` gets each file that
+    could not be read to its end (reported as one problem at the line where reading stopped)."""
     for path, display, fmt in files:
-        yield from _READERS[fmt](path, display, problems)
+        try:
+            for record in _READERS[fmt](path, display, problems):
+                if tally is not None:
+                    tally[display] += 1
+                yield record
+        except Unreadable as err:
+            problems.append(err.problem)
+            if cut is not None:
+                cut[display] = err.problem
 
 
 def _strict_error(problems: list[Problem], count: int) -> CorpusError:
@@ -542,6 +556,11 @@ class PaperStream:
     pass 2 (iteration) yields them as it reads them; the rest (page-dump duplicates) wait in a
     `_Merger` and are yielded at the end. Problems come from pass 1, so `strict` raises before
     anything is yielded.
+
+    A file may change between or during the passes (still being written, deleted, replaced).
+    Each file's size, mtime and inode are taken before pass 1 and compared after pass 2, with
+    the records each pass got from it; a difference is one more problem that counts the records
+    read but not stored, and `complete` turns False, so `--prune` deletes nothing.
     """
 
     def __init__(self, paths: Iterable[PathLike] | PathLike, strict: bool = False) -> None:
@@ -550,17 +569,22 @@ class PaperStream:
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         self._files = _expand(paths)
+        self._stamps = {display: stamp(path) for path, display, _ in self._files}
         self.problems = ProblemLog()
+        self._tally: Counter = Counter()
+        self._cut: dict[str, Problem] = {}
         # A record has at most two ids: an arXiv id or explicit id, and a DOI. Second ids are
         # few (a .bib entry with both) and kept by record number, so a snapshot stays at 16 bytes.
         titles, firsts, seconds = array("q"), array("q"), {}
-        for paper, idents in _records(self._files, self.problems):
+        for paper, idents in _records(self._files, self.problems, self._tally, self._cut):
             titles.append(hash(_title_key(paper.title)))
             firsts.append(hash(idents[0]) if idents else 0)
             if len(idents) > 1:
                 seconds[len(firsts) - 1] = hash(idents[1])
         if strict and self.problems.count:
             raise _strict_error(self.problems.shown, self.problems.count)
+        # Files not read whole or not the same at the end, with why ("F.jsonl vanished ...").
+        self.incomplete: list[str] = [f"{d} could not be read to its end" for d in self._cut]
         self.records = len(titles)
         self._dup_titles = _repeated(titles)
         self._dup_idents = _repeated(firsts + array("q", seconds.values())) - {0}
@@ -576,15 +600,41 @@ class PaperStream:
                 singles += 1
         self.papers = singles + len(keys.papers)
 
+    @property
+    def complete(self) -> bool:
+        """Every file was read to its end, twice, and is unchanged (known once iterated)."""
+        return not self.incomplete
+
     def __iter__(self) -> Iterator[Paper]:
         waiting = _Merger()
-        for paper, idents in _records(self._files, ProblemLog(keep=0)):  # problems: from pass 1
+        tally: Counter = Counter()
+        cut: dict[str, Problem] = {}
+        # Problems were counted by pass 1; a file that changed since is checked at the end.
+        for paper, idents in _records(self._files, ProblemLog(keep=0), tally, cut):
             if (hash(_title_key(paper.title)) in self._dup_titles
                     or any(hash(i) in self._dup_idents for i in idents)):
                 waiting.add(paper, idents)
             else:
                 yield paper
         yield from waiting.papers
+        self._check_unchanged(tally, cut)
+
+    def _check_unchanged(self, tally: Counter, cut: dict[str, Problem]) -> None:
+        """One problem per file that is not what pass 1 read (see the class docstring)."""
+        for path, display, _ in self._files:
+            why, line = change(self._stamps[display], stamp(path)), 1
+            if display in cut and display not in self._cut:
+                line = cut[display].line
+                why = why or cut[display].reason.replace("cannot read", "could not be read")
+            if why is None and tally[display] != self._tally[display]:
+                why = "changed while it was read"
+            if why is None:
+                continue
+            read, lost = self._tally[display], max(self._tally[display] - tally[display], 0)
+            reason = (f"{why}: {lost} of the {read} records read from it were not stored; "
+                      "run the ingest again once the file is complete")
+            self.problems.append(Problem(display, line, reason, records=lost))
+            self.incomplete.append(f"{display} {why}")
 
 
 def _repeated(values) -> set[int]:
