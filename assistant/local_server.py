@@ -156,7 +156,13 @@ class LocalServer:
         # One log per server: servers of several processes may share a cache dir, and an error
         # message must quote this server's last line, not another's.
         self.log_path = self.log_dir / f"llama-server-{self.port}.log"
-        log = _open_log(self.log_path)
+        try:
+            log = _open_log(self.log_path)
+        except OSError:  # a read-only or full cache: the log goes to the temp folder instead
+            import tempfile
+
+            self.log_path = Path(tempfile.gettempdir()) / f"papers-llama-server-{self.port}.log"
+            log = _open_log(self.log_path)
         self._started_at = time.monotonic()
         # A session of its own: Ctrl-C reaches only us, and we stop the server (atexit, stop()),
         # instead of racing its own shutdown. If we die without atexit (SIGKILL, SIGHUP), the
