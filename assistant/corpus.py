@@ -106,10 +106,17 @@ def _squash(text: str) -> str:
     return _WS.sub(" ", text).strip()
 
 
+def _scalars(values: list) -> list[str]:
+    """The strings and numbers of a JSON list as text; nested lists and objects are not names
+    (and printing one nested ~1,000 deep would recurse as deep)."""
+    return [v if isinstance(v, str) else str(v) for v in values
+            if isinstance(v, (str, int, float)) and not isinstance(v, bool)]
+
+
 def _authors(value: Any) -> tuple[str, ...]:
     """Authors from a list or from "A, B and C"."""
     if isinstance(value, (list, tuple)):
-        parts = [str(v) for v in value]
+        parts = _scalars(value)
     elif isinstance(value, str):
         parts = re.split(r",|;|\band\b", value)
     else:
@@ -120,7 +127,7 @@ def _authors(value: Any) -> tuple[str, ...]:
 def _categories(value: Any) -> tuple[str, ...]:
     """Categories from a list or a space/comma-separated string ("cs.CL cs.LG")."""
     if isinstance(value, (list, tuple)):
-        parts = [str(v) for v in value]
+        parts = _scalars(value)
     elif isinstance(value, str):
         parts = re.split(r"[\s,]+", value)
     else:
@@ -267,24 +274,24 @@ def _valid_unicode(value: Any, depth: int = 0) -> Any:
 
 def _read_csv(path: Path, display: str, problems: list[Problem]) -> Iterator[_Record]:
     """CSV with a header naming at least `title` and `abstract` (quoted fields may span lines)."""
-    first_line = [0]  # line where the record being parsed began: quoted newlines span lines
+    span = [0, 0]  # first and last line of the record being parsed: quoted newlines span lines
 
     def feed() -> Iterator[str]:
         for number, text in decoded_lines(path, display, problems):
-            if first_line[0] == 0:
-                first_line[0] = number
+            span[0] = span[0] or number
+            span[1] = number
             yield text + "\n"
 
     reader = csv.reader(feed())
     header: list[str] | None = None
     while True:
-        first_line[0] = 0
+        span[0] = 0
         try:
             row = next(reader)
         except StopIteration:
             return
         except csv.Error as err:
-            problems.append(Problem(display, first_line[0], f"bad CSV ({err})"))
+            problems.append(Problem(display, span[0], f"bad CSV ({err})"))
             continue
         if not row or not any(cell.strip() for cell in row):
             continue
@@ -292,17 +299,27 @@ def _read_csv(path: Path, display: str, problems: list[Problem]) -> Iterator[_Re
             header = [cell.strip().lower() for cell in row]
             reason = _header_problem(header)
             if reason:
-                problems.append(Problem(display, first_line[0], reason))
+                problems.append(Problem(display, span[0], reason))
                 return
             continue
-        if len(row) != len(header):
-            reason = f"{len(row)} columns, header has {len(header)}"
-            problems.append(Problem(display, first_line[0], reason))
-            continue
         try:
-            yield _paper_from_fields(dict(zip(header, row)), path.name)
+            yield _csv_paper(header, row, span, path.name)
         except _Bad as err:
-            problems.append(Problem(display, first_line[0], str(err)))
+            problems.append(Problem(display, span[0], str(err)))
+
+
+def _csv_paper(header: list[str], row: list[str], span: list[int], source: str) -> _Record:
+    """A CSV row as a paper. A quote opened by mistake (`"A study`) makes csv read every line up
+    to the next quote as one field: the rows it swallowed would vanish into one title, so a
+    record whose title runs over several lines, or whose columns do not match, names its lines."""
+    spans = (f" (lines {span[0]}-{span[1]} read as one record: check the quotes on line {span[0]})"
+             if span[1] > span[0] else "")
+    if len(row) != len(header):
+        raise _Bad(f"{len(row)} columns, header has {len(header)}{spans}")
+    fields = dict(zip(header, row))
+    if "\n" in fields["title"].strip():
+        raise _Bad(f"title runs over several lines{spans}; check the quoting")
+    return _paper_from_fields(fields, source)
 
 
 _CSV_FIELDS = ("title", "abstract", "id", "authors", "year", "url", "categories")

@@ -1,8 +1,7 @@
 """The lines of one paper file, decoded one at a time, and whether the file changed while read.
 
 A line that is not UTF-8 costs that line only (a Problem); a file saved as UTF-16 or UTF-32
-with a byte-order mark is read as such; a file whose lines end in CR alone (old Mac exports) is
-split on CR. A file that cannot be read further (a truncated .gz, an I/O error) raises
+with a byte-order mark is read as such; lines may end in LF, CRLF or CR alone (old Mac exports). A file that cannot be read further (a truncated .gz, an I/O error) raises
 `Unreadable` with the line where reading stopped, so the caller knows the file was not read
 whole: `papers ingest --prune` must not delete what it could not read.
 """
@@ -25,7 +24,6 @@ _HEAD = 4096  # bytes looked at to tell the encoding and the line ends
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 _EOL = re.compile(rb"\r\n?|\n")
-_BLOCK = 1 << 16
 
 
 class Unreadable(Exception):
@@ -52,8 +50,7 @@ def decoded_lines(path: Path, display: str, problems) -> Iterator[tuple[int, str
             if _looks_utf16(head):
                 reason = "looks like UTF-16 without a byte-order mark: save it as UTF-8"
                 raise Unreadable(Problem(display, 1, reason))
-            crs_only = b"\r" in head and b"\n" not in head
-            for number, data in enumerate(_cr_lines(raw) if crs_only else raw, start=1):
+            for number, data in enumerate(_lines(raw), start=1):
                 try:
                     # utf-8-sig on line 1 drops the BOM that spreadsheet exports add
                     line = data.decode("utf-8-sig" if number == 1 else "utf-8")
@@ -61,32 +58,33 @@ def decoded_lines(path: Path, display: str, problems) -> Iterator[tuple[int, str
                     reason = f"not valid UTF-8 (byte {err.start + 1} of the line)"
                     problems.append(Problem(display, number, reason))
                     continue
-                yield number, line.rstrip("\r\n")
+                yield number, line
     except (OSError, EOFError, zlib.error) as err:  # truncated or corrupt .gz, unreadable file
         raise Unreadable(Problem(display, number + 1, f"cannot read further: {_one_line(err)}")) from None
 
 
 def _looks_utf16(head: bytes) -> bool:
-    """NUL in most even or most odd bytes: ASCII text saved as UTF-16 without its mark."""
+    """ASCII text saved as UTF-16 without its mark: NUL in most odd (or most even) bytes and
+    hardly any in the others. A run of NULs in UTF-8 text fills both, so it does not count."""
     if len(head) < 8:
         return False
-    return max(head[0::2].count(0), head[1::2].count(0)) > len(head) // 2 * 0.6
+    half = len(head) // 2
+    even, odd = head[0::2].count(0), head[1::2].count(0)
+    return max(even, odd) > half * 0.4 and min(even, odd) < half * 0.05
 
 
-def _cr_lines(raw) -> Iterator[bytes]:
-    """Lines ended by CR, LF or CRLF, read a block at a time (a CRLF may span two blocks)."""
-    pending: list[bytes] = []
-    while block := raw.read(_BLOCK):
-        while block.endswith(b"\r") and (more := raw.read(1)):
-            block += more
-        parts = _EOL.split(block)
-        pending.append(parts[0])
-        if len(parts) > 1:
-            yield b"".join(pending)
-            yield from parts[1:-1]
-            pending = [parts[-1]]
-    if tail := b"".join(pending):
-        yield tail
+def _lines(raw) -> Iterator[bytes]:
+    """Lines ended by LF, CRLF or CR alone (old Mac exports; a CR inside an LF file too: no
+    record format here allows one inside a line). Read a line at a time as the file object
+    gives them, so a truncated .gz still yields every whole line before the cut."""
+    for data in raw:
+        if b"\r" not in data:
+            yield data[:-1] if data.endswith(b"\n") else data
+            continue
+        parts = _EOL.split(data)
+        if parts[-1] == b"":
+            parts.pop()
+        yield from parts
 
 
 def _one_line(err: BaseException) -> str:

@@ -19,7 +19,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -387,6 +387,9 @@ class Retriever:
         query = valid_text(query)  # the embedding tokenizer refuses lone surrogates
         if not query.strip():
             return []
+        if filters is not None and (filters.category or filters.source):  # Chroma too
+            filters = replace(filters, category=filters.category and valid_text(filters.category),
+                              source=filters.source and valid_text(filters.source))
         dense = self.store.query(self._embed([query])[0], s.candidates, filters)
         sparse = self.bm25.search(query, s.candidates, filters)
         return self.fuse(dense, sparse, k, query=query, filters=filters)
