@@ -222,7 +222,7 @@ def test_writer_lease_on_the_server(chroma_url, tmp_path, monkeypatch):
     for name, value in LOOPBACK.items():
         monkeypatch.setenv(name, value)
     settings = server_settings(chroma_url, tmp_path, collection="leased", writer_wait=0)
-    with WriterLock(settings) as first:
+    with WriterLock(settings):
         with pytest.raises(StoreLockedError) as info:
             WriterLock(settings).__enter__()
         assert f"(pid {os.getpid()} on " in str(info.value) and "\n" not in str(info.value)

@@ -15,7 +15,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -33,7 +32,6 @@ from test_store import (
 )
 
 import assistant.ingest as ingest_mod
-from assistant.config import Settings
 from assistant.errors import StoreLockedError
 from assistant.ingest import ingest
 from assistant.store import Store
