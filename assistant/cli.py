@@ -289,6 +289,7 @@ def ask(
     question = _text_arg(question, "question")
     settings = _settings(ctx, library, store)
     _ensure_store(settings)
+    _say_if_queued(settings)
     options = {"k": k, "model": model, "show_unsupported": show_unsupported or None}
     with Assistant(settings) as assistant:
         events = assistant.stream_events(question, history or None, **options)
@@ -348,6 +349,20 @@ def chat(
         settings = settings.model_copy(update={"show_unsupported": True})
     _ensure_store(settings)
     raise typer.Exit(run_chat(settings, k=k, model=model))
+
+
+def _say_if_queued(settings: Settings) -> None:
+    """Before asking a shared model server (`papers llm serve`): when every slot is answering,
+    say that this question waits in its queue (llama.cpp queues it; it never refuses one)."""
+    from .local_server import slot_status
+
+    if not settings.llm_base_url:
+        return  # the embedded model is this process's own
+    status = slot_status(settings.llm_base_url, settings.llm_api_key)
+    if status and status[1] and status[0] >= status[1]:
+        err.print(f"The model server at {settings.llm_base_url} is busy ({status[0]} of {status[1]} "
+                  "slots answering): your question waits in its queue and starts when a slot frees.",
+                  highlight=False, markup=False)
 
 
 def _ensure_store(settings: Settings) -> None:

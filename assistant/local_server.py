@@ -244,6 +244,38 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def slot_status(base_url: str, api_key: str | None = None, timeout: float = 1.0) -> tuple[int, int] | None:
+    """(slots answering, slots in all) of a llama.cpp server (`papers llm serve`), from its
+    `/slots` endpoint; None when the server has no such endpoint (Ollama, vLLM, OpenAI), is not
+    plain http, or does not answer within `timeout` seconds.
+
+    A raw socket, as `_answers`: vcrpy must neither record nor replay this look.
+    """
+    import json
+    from urllib.parse import urlparse
+
+    url = urlparse(base_url)
+    if url.scheme != "http" or not url.hostname:
+        return None
+    auth = f"Authorization: Bearer {api_key}\r\n" if api_key else ""
+    request = f"GET /slots HTTP/1.0\r\nHost: {url.hostname}\r\n{auth}\r\n".encode()
+    try:
+        with socket.create_connection((url.hostname, url.port or 80), timeout=timeout) as sock:
+            sock.sendall(request)
+            data = b"".join(iter(lambda: sock.recv(65536), b""))
+    except OSError:
+        return None
+    head, _, body = data.partition(b"\r\n\r\n")
+    if head.split(b" ", 2)[1:2] != [b"200"]:
+        return None
+    try:
+        slots = json.loads(body)
+        busy = sum(bool(s.get("is_processing", s.get("state", 0))) for s in slots)
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return busy, len(slots)
+
+
 # --- helpers -------------------------------------------------------------------------------------
 def _free_port(host: str) -> int:
     """A port the OS reports free now (the server binds it ~1 s later; a clash shows in the log)."""
