@@ -393,13 +393,133 @@ def test_fuzz_page_dump_reader(tmp_path, drawn):
     check_read(write(tmp_path, "p.txt", lines, end, encoding, gz, final_end), good, bad, records)
 
 
+# --------------------------------------------------------------------------- BibTeX and RIS
+
+BIB_HOSTILE = st.sampled_from(["<|endoftext|>", "\\emph{Deep}", "$x^2$", "\\'e", "~", "--", "\u202e",
+                               "\u00e9", "\\%", "{BERT}", "{{nested {braces}}}", "\\ud800", "\x1b[2J", "\x00"])
+
+
+def _bib_text() -> st.SearchStrategy[str]:
+    """Field text with balanced braces and no line break: hostile pieces around plain words."""
+    return st.tuples(st.lists(BIB_HOSTILE, max_size=3), _words(1, 6)).map(
+        lambda t: " ".join(t[0]) + " " + t[1])
+
+
+@st.composite
+def bib_file(draw):
+    end, _, gz, final_end = draw(file_form())
+    encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]))
+    lines: list[str | bytes] = []
+    bad: list[int] = []
+    good = records = 0
+    keys: set[str] = set()
+    if draw(st.booleans()):
+        lines += ['@string{venue = "Venue of " # "Tests"}', ""]
+    for n in range(draw(st.integers(0, 8))):
+        kind = draw(st.sampled_from(["good"] * 3 + ["no-abstract", "no-title", "empty-title",
+                                                     "twice", "invalid-utf8", "comment"]))
+        if kind == "comment":
+            lines += [draw(st.sampled_from(["% a comment", "free text between entries", ""]))]
+            continue
+        if kind == "twice" and not keys:
+            kind = "good"  # nothing to repeat yet
+        key = draw(st.sampled_from(sorted(keys))) if kind == "twice" else f"key{n}"
+        fields = {"title": "{" + draw(_bib_text()) + "}", "abstract": "{" + draw(_bib_text()) + "}",
+                  "author": "{Doe, Jane and Roe, R.}", "year": str(draw(st.integers(1900, 2100)))}
+        if draw(st.booleans()):
+            fields["journal"] = "venue"
+        if draw(st.booleans()):
+            fields["eprint"] = f"{{{draw(st.integers(2001, 2412))}.{draw(st.integers(10000, 99999))}}}"
+        if kind == "no-abstract":
+            del fields["abstract"]
+        elif kind == "no-title":
+            del fields["title"]
+        elif kind == "empty-title":
+            fields["title"] = "{ }"
+        entry = [f"@article{{{key},"] + [f"  {k} = {v}," for k, v in fields.items()] + ["}"]
+        start = len(lines) + 1
+        if kind == "invalid-utf8":
+            if not encoding.startswith("utf-8"):
+                continue
+            at = draw(st.integers(1, len(entry) - 2))
+            entry[at] = entry[at].encode("utf-8") + b" \xff"
+            bad_line = start + at
+        lines += entry + [""]
+        records += 1
+        if kind == "good" and key not in keys:
+            good += 1
+        else:
+            bad.append(bad_line if kind == "invalid-utf8" else start)
+        keys.add(key)
+    return lines, (end, encoding, gz, final_end), good, sorted(bad), records
+
+
+@settings(FUZZ, max_examples=120)
+@given(bib_file())
+def test_fuzz_bibtex_reader(tmp_path, drawn):
+    lines, (end, encoding, gz, final_end), good, bad, records = drawn
+    check_read(write(tmp_path, "library.bib", lines, end, encoding, gz, final_end), good, bad, records)
+
+
+@st.composite
+def ris_file(draw):
+    end, _, gz, final_end = draw(file_form())
+    encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]))
+    lines: list[str | bytes] = []
+    bad: list[int] = []
+    good = records = 0
+    unclosed = False  # a record without ER runs on to the next TY: stray lines are part of it
+    for _ in range(draw(st.integers(0, 8))):
+        kind = draw(st.sampled_from(["good"] * 3 + ["no-title", "no-abstract", "no-er", "outside",
+                                                     "invalid-utf8"]))
+        if kind == "outside":
+            lines.append(draw(st.sampled_from(["stray text", "XX  - not in a record"])))
+            if not unclosed:
+                records += 1
+                bad.append(len(lines))
+            continue
+        unclosed = kind == "no-er"
+        record = ["TY  - JOUR", f"TI  - {draw(_text(30))} {draw(_words())}",
+                  f"AB  - {draw(_text(60))} {draw(_words(3))}", "AU  - Doe, Jane",
+                  f"PY  - {draw(st.integers(1900, 2100))}", "ER  - "]
+        record = [valid_text(r).replace("\r", " ").replace("\n", " ") for r in record]
+        if kind == "no-title":
+            del record[1]
+        elif kind == "no-abstract":
+            del record[2]
+        elif kind == "no-er":
+            record.pop()
+        start = len(lines) + 1
+        if kind == "invalid-utf8":
+            if not encoding.startswith("utf-8"):
+                continue
+            record[3] = record[3].encode("utf-8") + b" \xff"
+            bad.append(start + 3)
+        else:
+            ok = kind == "good" and squash(record[1][6:]) and squash(record[2][6:])
+            good += bool(ok)
+            if not ok:
+                bad.append(start)
+        lines += record + [""]
+        records += 1
+    return lines, (end, encoding, gz, final_end), good, sorted(bad), records
+
+
+@settings(FUZZ, max_examples=120)
+@given(ris_file())
+def test_fuzz_ris_reader(tmp_path, drawn):
+    lines, (end, encoding, gz, final_end), good, bad, records = drawn
+    check_read(write(tmp_path, "library.ris", lines, end, encoding, gz, final_end), good, bad, records)
+
+
 # --------------------------------------------------------------------------- raw bytes
 
 
 @settings(FUZZ, max_examples=300)
-@given(st.sampled_from(["p.jsonl", "p.csv", "p.txt", "a.json", "p.jsonl.gz"]),
+@given(st.sampled_from(["p.jsonl", "p.csv", "p.txt", "a.json", "p.jsonl.gz", "p.bib", "p.ris"]),
        st.one_of(st.binary(max_size=600),
                  st.lists(st.sampled_from([b"{", b"}", b'"', b",", b"\n", b"\r", b"title", b"abstract",
+                                           b"@article{k,", b"TY  - JOUR\n", b"ER  - \n", b"AB  - x\n",
                                            b":", b"[", b"\xff", b"\x00", b"\xfe\xff", b"\xef\xbb\xbf",
                                            b"\\u", b"d800", b"x" * 300, b"\x1f\x8b"]),
                           max_size=60).map(b"".join)))
@@ -411,7 +531,8 @@ def test_fuzz_any_bytes_in_any_reader(tmp_path, name, data):
     TALLY.update(raw_files=1, raw_bytes=len(data))
     result = read_papers([path])
     lines = max(1, len(re.findall(rb"\r\n?|\n", data)) + 1)
-    assert result.records + len(result.problems) <= lines + 1
+    entries = data.count(b"@") if name.endswith(".bib") else 0  # BibTeX entries may share a line
+    assert result.records + len(result.problems) <= lines + 1 + entries
     for problem in result.problems:
         assert 1 <= problem.line <= lines + 1 and "\n" not in str(problem) and "\r" not in str(problem)
 
@@ -559,6 +680,25 @@ def test_seed_lone_surrogate_in_a_filter(bundled_store):
     from assistant.types import Filters
 
     assert Assistant(bundled_store).search("\x00", k=1, filters=Filters(category="\ud800")) == []
+
+
+def test_seed_ris_bad_line_is_reported_once(tmp_path):
+    """Found by test_fuzz_any_bytes_in_any_reader: an undecodable line outside a RIS record was
+    reported twice (not UTF-8, then text outside a record)."""
+    path = tmp_path / "p.ris"
+    path.write_bytes(b"\x80\n\x80")
+    assert [p.line for p in read_papers([path]).problems] == [1, 2]
+
+
+def test_seed_bib_cut_gz_is_not_pruned_and_named(tmp_path):
+    """A cut .bib.gz was one problem ("cannot read") that left --prune free to delete."""
+    import gzip as gz
+
+    path = tmp_path / "lib.bib.gz"
+    path.write_bytes(gz.compress(b"@article{a, title={T}, abstract={A}}\n" * 50)[:60])
+    stream = PaperStream([path])
+    assert list(stream) == [] and not stream.complete
+    assert [str(p).split(": ")[1] for p in stream.problems.shown] == ["cannot read"]
 
 
 def test_seed_nul_heavy_utf8_is_not_utf16(tmp_path):
