@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from . import identity
-from .corpus import _categories, _short, _squash, _year_in, paper_id_for
+from .formats import _categories, _short, _squash, _year_in, paper_id_for
 from .lines import Unreadable
 from .types import Paper, Problem
 
