@@ -9,7 +9,7 @@ object, a missing or empty or non-text title, invalid UTF-8, nesting past json's
 CSV row, a page-dump title without its abstract), and blank lines; then written with LF, CRLF
 or CR line ends, as UTF-8, UTF-8 with a BOM, UTF-16 or UTF-32, plain or gzipped.
 
-Settings: ~2,300 examples a run in all (figures: benchmarks/README.md, 9), no example database
+Settings: ~2,220 examples a run in all, ~50 s in one process (benchmarks/README.md, 9), no example database
 (tests write nothing outside their temporary folders), no deadline (CI's 2 cores are shared).
 A failure prints its `@reproduce_failure` blob and the smallest input: keep it as a regular test
 (the `test_seed_*` tests at the end are such seeds).
@@ -240,7 +240,7 @@ def check_read(path: Path, good: int, bad: list[int], records: int) -> None:
         (paper.title + paper.abstract + "".join(paper.authors)).encode("utf-8")  # no surrogate
 
 
-@settings(FUZZ, max_examples=400)
+@settings(FUZZ, max_examples=350)
 @given(jsonl_file())
 def test_fuzz_jsonl_reader(tmp_path, drawn):
     lines, (end, encoding, gz, final_end), good, bad, records = drawn
@@ -248,7 +248,7 @@ def test_fuzz_jsonl_reader(tmp_path, drawn):
     check_read(path, good, bad, records)
 
 
-@settings(FUZZ, max_examples=250)
+@settings(FUZZ, max_examples=200)
 @given(jsonl_file(arxiv=True))
 def test_fuzz_arxiv_snapshot_reader(tmp_path, drawn):
     lines, (end, encoding, gz, final_end), good, bad, records = drawn
