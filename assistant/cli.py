@@ -104,18 +104,40 @@ def ingest(
                 err.print(f"stored {done}/{total} papers")
 
         report = run_ingest(settings, paths or None, prune=prune, strict=strict,
-                            rebuild=rebuild, progress=progress)
+                            rebuild=rebuild, progress=progress, notice=_notice)
     for problem in report.problems[:20]:
         err.print(f"[yellow]skipped[/] {escape(clean(str(problem)))}", highlight=False)
-    if report.skipped > 20:
-        err.print(f"... and {report.skipped - 20} more malformed records")
+    if report.reported > 20:
+        err.print(f"... and {report.reported - 20} more problems")
+    if report.repaired:
+        _notice(f"repaired: {report.repaired} chunks had lost their vector and were written again")
+    if report.prune_aborted:
+        _notice(f"prune aborted, nothing deleted: {report.prune_aborted}; run `papers ingest "
+                "--prune` again once every source is complete")
+    pruned = (f", {report.pruned} pruned" if not report.prune_aborted else ", prune aborted") if prune else ""
     out.print(
         f"papers: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
-        f"{report.skipped} skipped" + (f", {report.pruned} pruned" if prune else "")
-        + f"; chunks written: {report.chunks_written}; store: {report.papers} papers, "
-        f"{report.chunks} chunks; {report.seconds:.1f} s", highlight=False)
-    if report.skipped:
+        f"{report.skipped} skipped{pruned}; chunks written: {report.chunks_written}; "
+        f"store: {report.papers} papers, {report.chunks} chunks; {report.seconds:.1f} s", highlight=False)
+    if report.skipped or report.reported or report.prune_aborted:
         raise typer.Exit(EXIT_SKIPPED)
+
+
+def _notice(line: str) -> None:
+    """A line about the run itself (waiting for the writer lock, a repair), printed as is."""
+    err.print(clean(line), highlight=False, markup=False)
+
+
+def _text_arg(value: str, what: str) -> str:
+    """A query or question from the command line, as text: bytes that are not UTF-8 (Python
+    keeps them as lone surrogates) become U+FFFD; nothing but spaces is a usage error."""
+    from .errors import UsageError
+    from .text import valid_text
+
+    value = valid_text(value)
+    if not value.strip():
+        raise UsageError(f"the {what} is empty: give some words to look for")
+    return value
 
 
 @app.command()
@@ -136,6 +158,7 @@ def search(
     """Hybrid (dense + BM25) search: one row per paper."""
     from .answer import Assistant
 
+    query = _text_arg(query, "query")
     settings = _settings(ctx, library, store)
     _ensure_store(settings)
     assistant = Assistant(settings)
@@ -225,6 +248,23 @@ def libraries_command(
 
 
 @app.command()
+def check(
+    ctx: typer.Context,
+    repair: Annotated[bool, typer.Option(
+        "--repair", help="Write lost vectors again and rebuild the BM25 index (takes the writer lock).")] = False,
+    library: LibraryOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Verify that every chunk has its vector and the BM25 index matches the store."""
+    from . import integrity
+
+    settings = _settings(ctx, library, store)
+    report = integrity.repair(settings, notice=_notice) if repair else integrity.check(settings)
+    integrity.raise_if_damaged(report)
+    out.print(report.line(), highlight=False, markup=False)
+
+
+@app.command()
 def ask(
     ctx: typer.Context,
     question: Annotated[str, typer.Argument(help="The question.")],
@@ -246,8 +286,10 @@ def ask(
     from .chat_render import live_answer, markdown, status_line
     from .types import Answer
 
+    question = _text_arg(question, "question")
     settings = _settings(ctx, library, store)
     _ensure_store(settings)
+    _say_if_queued(settings)
     options = {"k": k, "model": model, "show_unsupported": show_unsupported or None}
     with Assistant(settings) as assistant:
         events = assistant.stream_events(question, history or None, **options)
@@ -307,6 +349,20 @@ def chat(
         settings = settings.model_copy(update={"show_unsupported": True})
     _ensure_store(settings)
     raise typer.Exit(run_chat(settings, k=k, model=model))
+
+
+def _say_if_queued(settings: Settings) -> None:
+    """Before asking a shared model server (`papers llm serve`): when every slot is answering,
+    say that this question waits in its queue (llama.cpp queues it; it never refuses one)."""
+    from .local_server import slot_status
+
+    if not settings.llm_base_url:
+        return  # the embedded model is this process's own
+    status = slot_status(settings.llm_base_url, settings.llm_api_key)
+    if status and status[1] and status[0] >= status[1]:
+        err.print(f"The model server at {settings.llm_base_url} is busy ({status[0]} of {status[1]} "
+                  "slots answering): your question waits in its queue and starts when a slot frees.",
+                  highlight=False, markup=False)
 
 
 def _ensure_store(settings: Settings) -> None:

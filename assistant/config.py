@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     )
     chroma_token: str | None = Field(None, description="Auth token for a managed Chroma server.")
     collection: str = Field("papers", description="Chroma collection name.")
+    # One writer at a time (writer.py): a second `papers ingest` waits this long for the first.
+    # 10 minutes covers an ingest of a few thousand papers on 2 cores (~30 papers/s).
+    writer_wait: float = Field(
+        600.0, ge=0, description="Seconds a second `papers ingest` waits for the store's writer lock.")
+    # A Chroma server's writer lease is renewed every third of this; a writer that stops renewing
+    # (crashed, hung, cut off) loses it after this long and another writer takes it over.
+    writer_lease: float = Field(
+        60.0, gt=0, description="Seconds a writer's lease on a Chroma server lasts unless renewed.")
     cache_dir: Path = Field(
         Path(platformdirs.user_cache_dir("paper-assistant")),
         description="Where offline assets (encodings, embedding model, GGUF) are staged once.",

@@ -1,29 +1,27 @@
 """Read papers (title + abstract) from page dumps, JSON Lines, CSV, the arXiv snapshot, and the
 BibTeX and RIS files reference managers export (assistant/references.py).
 
-Every reader is a generator over the lines of one file, so a multi-GB arXiv metadata snapshot
-streams. `read_papers` merges everything in memory (small inputs, tests); `PaperStream` (ingest)
-holds 16 bytes a record plus the records that may merge (see its docstring).
+The readers, one per format, are in formats.py (and references.py): each a generator over the
+lines of one file, so a multi-GB arXiv metadata snapshot streams. `read_papers` merges
+everything in memory (small inputs, tests); `PaperStream` (ingest) holds 16 bytes a record plus
+the records that may merge (see its docstring).
 Bad records never stop a read: they become `Problem`s (`file:line: reason`) next to the good
 papers, and `strict=True` turns any of them into one `CorpusError`.
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
-import json
 import os
-import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from assistant import identity
 from assistant.errors import CorpusError
-from assistant.identity import arxiv_id as _arxiv_id
+from assistant.formats import _READERS, _Record, _title_key, paper_id_for
+from assistant.lines import Unreadable, change, stamp
 from assistant.text import normalize_title
 from assistant.types import Paper, Problem
 
@@ -55,355 +53,6 @@ class ReadResult:
     papers: list[Paper]
     problems: list[Problem] = field(default_factory=list)
     records: int = 0  # good records before duplicates merged
-
-
-# A paper as read, and the ids it is known by: "arxiv:X", "doi:Y", an explicit "id:Z" (or none).
-_Record = tuple[Paper, tuple[str, ...]]
-
-
-class _Bad(Exception):
-    """A record this module cannot use; the message becomes the Problem's reason."""
-
-
-# --------------------------------------------------------------------------- ids and titles
-
-
-def _title_key(title: str) -> str:
-    """Merge/hash key; a title with no letters or digits ("???") keys on itself, not on ""."""
-    return normalize_title(title) or _WS.sub(" ", title).strip()
-
-
-_NEW_ARXIV = re.compile(r"(\d{4})\.(\d{4,5})")  # 2305.12345: yymm.number, since April 2007
-
-
-def paper_id_for(title: str, arxiv_id: str | None = None, doi: str | None = None) -> str:
-    """Stable id: "arxiv:<id>" without version when known, else "doi:<doi>" when known, else
-    "t:" + sha1 of the title key.
-
-    All depend only on the input, so re-ingesting the same files gives the same ids.
-    """
-    if doi and not (arxiv_id and arxiv_id.strip()):
-        return identity.doi_key(doi)
-    if arxiv_id and arxiv_id.strip():
-        bare = _arxiv_id(arxiv_id)
-        if bare is None:  # not arXiv-shaped: still honour it, minus prefix and version
-            bare = re.sub(r"^arxiv:|v\d+$", "", arxiv_id.strip(), flags=re.IGNORECASE)
-        return f"arxiv:{bare}"
-    digest = hashlib.sha1(_title_key(title).encode("utf-8")).hexdigest()
-    return f"t:{digest[:16]}"
-
-
-# --------------------------------------------------------------------------- text cleanup
-
-_WS = re.compile(r"\s+")
-_MATH = re.compile(r"(?<!\\)\$\$?(.+?)(?<!\\)\$\$?", re.S)
-_STYLE = re.compile(r"\\(?:emph|textit|textbf|texttt|textsc|textrm|textsf|underline)\{([^{}]*)\}")
-# \'e, \'{e}, {\'e}, \c{c}, \c c; letter-named accents need a brace or space (\cite is no accent).
-_ACCENT = re.compile(
-    r"(?:(?<![A-Za-z])(\{))?"  # {\'e}: the group's brace, not \textbf's
-    r"\\(?:[`'^\"~=.]\s*|[Hcuvk](?=[\s{])\s*)"
-    r"(?:\{([A-Za-z])\}|([A-Za-z]))(\})?"
-)
-_BRACES = re.compile(r"(?<![\\\w^_])\{([^{}\\]*)\}")  # "{BERT}": arXiv titles guard capitals
-_ESCAPED = re.compile(r"\\([%&_#$])")
-
-
-def _squash(text: str) -> str:
-    """Collapse newlines and runs of spaces (arXiv wraps titles and abstracts at ~80 columns)."""
-    return _WS.sub(" ", text).strip()
-
-
-def _clean_latex(text: str) -> str:
-    """Light LaTeX cleanup for arXiv text: readable, not a TeX renderer.
-
-    `$x^2$` -> `x^2`, `\\emph{x}` -> `x`, `\\'e` -> `e`, `~` -> space; `--` is kept.
-    """
-    # The `in` guards skip the regexes on plain text: most of a snapshot's millions of
-    # strings hold no TeX, and the substitutions dominate reading time otherwise.
-    if "$" in text:
-        text = _MATH.sub(r"\1", text)
-    if "\\" in text:
-        text = _ACCENT.sub(_accent, text)  # before "~" -> space, since \~n is an accent
-    previous = None
-    while "{" in text and previous != text:  # styles may nest: \textbf{\emph{x}}
-        previous, text = text, _BRACES.sub(r"\1", _STYLE.sub(r"\1", text))
-    text = text.replace("~", " ")
-    if "\\" in text:
-        text = _ESCAPED.sub(r"\1", text)
-    return _squash(text)
-
-
-def _accent(match: re.Match[str]) -> str:
-    """The plain letter, keeping a brace only when it was not part of the accent group."""
-    opened, letter, closed = match.group(1), match.group(2) or match.group(3), match.group(4)
-    if opened and closed:
-        return letter
-    return (opened or "") + letter + (closed or "")
-
-
-def _authors(value: Any) -> tuple[str, ...]:
-    """Authors from a list or from "A, B and C"."""
-    if isinstance(value, (list, tuple)):
-        parts = [str(v) for v in value]
-    elif isinstance(value, str):
-        parts = re.split(r",|;|\band\b", value)
-    else:
-        return ()
-    return tuple(p for p in (_squash(p) for p in parts) if p)
-
-
-def _categories(value: Any) -> tuple[str, ...]:
-    """Categories from a list or a space/comma-separated string ("cs.CL cs.LG")."""
-    if isinstance(value, (list, tuple)):
-        parts = [str(v) for v in value]
-    elif isinstance(value, str):
-        parts = re.split(r"[\s,]+", value)
-    else:
-        return ()
-    return tuple(dict.fromkeys(p.strip() for p in parts if p.strip()))
-
-
-def _year_in(value: Any) -> int | None:
-    """First plausible year in an int or a date string ("2023-05-14", "Mon, 2 Apr 2007 ...")."""
-    if isinstance(value, int) and not isinstance(value, bool) and 1900 <= value <= 2100:
-        return value
-    if isinstance(value, str):
-        match = re.search(r"\b(19|20)\d{2}\b", value)
-        return int(match.group(0)) if match else None
-    return None
-
-
-def _year(fields: dict[str, Any], arxiv: str | None) -> int | None:
-    """Explicit year, else the new-style arXiv id (2305.x -> 2023), else the earliest date."""
-    year = _year_in(fields.get("year"))
-    if year is None and arxiv and (match := _NEW_ARXIV.fullmatch(arxiv)):
-        year = 2000 + int(match.group(1)[:2])
-    versions = fields.get("versions")
-    if year is None and isinstance(versions, list) and versions and isinstance(versions[0], dict):
-        year = _year_in(versions[0].get("created"))  # v1 date = first submission
-    if year is None:
-        year = _year_in(fields.get("update_date"))
-    return year
-
-
-def _text_field(fields: dict[str, Any], name: str, latex: bool) -> str:
-    value = fields.get(name)
-    if value is None:
-        raise _Bad(f"missing {name}")
-    if not isinstance(value, str):
-        raise _Bad(f"{name} is not a string")
-    text = _clean_latex(value) if latex else _squash(value)
-    if not text:
-        raise _Bad(f"empty {name}")
-    return text
-
-
-def _ident(fields: dict[str, Any], arxiv: str | None) -> tuple[str, ...]:
-    """The record's own identity: its arXiv id, else an explicit `id` field, else none."""
-    if arxiv:
-        return (f"arxiv:{arxiv}",)
-    value = fields.get("id")
-    if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
-        return (f"id:{str(value).strip()}",)
-    return ()
-
-
-def _paper_from_fields(fields: dict[str, Any], source: str) -> _Record:
-    """(Paper, identity) from a JSON object or CSV row; raises _Bad when title/abstract are unusable."""
-    # arXiv snapshot records carry LaTeX and hard-wrapped lines; other files are taken as is.
-    latex = "update_date" in fields or "versions" in fields
-    title = _text_field(fields, "title", latex)
-    abstract = _text_field(fields, "abstract", latex)
-    arxiv = _arxiv_id(fields.get("id")) or _arxiv_id(fields.get("url"))
-    url = fields.get("url")
-    url = url.strip() if isinstance(url, str) and url.strip() else None
-    if url is None and arxiv:
-        url = f"https://arxiv.org/abs/{arxiv}"
-    authors = fields.get("authors")
-    if latex and isinstance(authors, str):
-        authors = _clean_latex(authors)  # "Andr\'e Martins" -> "Andre Martins"
-    paper = Paper(
-        paper_id=paper_id_for(title, arxiv),
-        title=title,
-        abstract=abstract,
-        authors=_authors(authors),
-        year=_year(fields, arxiv),
-        url=url,
-        categories=_categories(fields.get("categories")),
-        sources=(source,),
-        arxiv_id=arxiv,
-    )
-    return paper, _ident(fields, arxiv)
-
-
-# --------------------------------------------------------------------------- line readers
-
-
-def _decoded_lines(path: Path, display: str, problems: list[Problem]) -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, text) without the newline, decoding each line on its own.
-
-    A line that is not UTF-8 becomes a Problem and is skipped, so one bad byte costs one line.
-    """
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    number = 0
-    try:
-        with opener(path, "rb") as raw:
-            for number, data in enumerate(raw, start=1):
-                try:
-                    # utf-8-sig on line 1 drops the BOM that spreadsheet exports add
-                    text = data.decode("utf-8-sig" if number == 1 else "utf-8")
-                except UnicodeDecodeError as err:
-                    reason = f"not valid UTF-8 (byte {err.start + 1} of the line)"
-                    problems.append(Problem(display, number, reason))
-                    continue
-                yield number, text.rstrip("\r\n")
-    except (OSError, EOFError) as err:  # truncated or corrupt .gz, unreadable file
-        problems.append(Problem(display, number + 1, f"cannot read further: {err}"))
-
-
-def _read_jsonl(path: Path, display: str, problems: list[Problem]) -> Iterator[_Record]:
-    """One JSON object a line: plain paper records or the arXiv metadata snapshot."""
-    for number, text in _decoded_lines(path, display, problems):
-        if not text.strip():
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as err:
-            if number == 1 and text.lstrip().startswith("["):
-                problems.append(Problem(display, 1, "a JSON array; write one JSON object a line"))
-                return  # every later line would be "bad JSON" too
-            problems.append(Problem(display, number, f"bad JSON ({err.msg}, column {err.colno})"))
-            continue
-        if not isinstance(obj, dict):
-            problems.append(Problem(display, number, f"not a JSON object (a {type(obj).__name__})"))
-            continue
-        try:
-            yield _paper_from_fields(obj, path.name)
-        except _Bad as err:
-            problems.append(Problem(display, number, str(err)))
-
-
-def _read_csv(path: Path, display: str, problems: list[Problem]) -> Iterator[_Record]:
-    """CSV with a header naming at least `title` and `abstract` (quoted fields may span lines)."""
-    first_line = [0]  # line where the record being parsed began: quoted newlines span lines
-
-    def feed() -> Iterator[str]:
-        for number, text in _decoded_lines(path, display, problems):
-            if first_line[0] == 0:
-                first_line[0] = number
-            yield text + "\n"
-
-    reader = csv.reader(feed())
-    header: list[str] | None = None
-    while True:
-        first_line[0] = 0
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as err:
-            problems.append(Problem(display, first_line[0], f"bad CSV ({err})"))
-            continue
-        if not row or not any(cell.strip() for cell in row):
-            continue
-        if header is None:
-            header = [cell.strip().lower() for cell in row]
-            if "title" not in header or "abstract" not in header:
-                reason = "CSV header needs title and abstract columns"
-                problems.append(Problem(display, first_line[0], reason))
-                return
-            continue
-        if len(row) != len(header):
-            reason = f"{len(row)} columns, header has {len(header)}"
-            problems.append(Problem(display, first_line[0], reason))
-            continue
-        try:
-            yield _paper_from_fields(dict(zip(header, row)), path.name)
-        except _Bad as err:
-            problems.append(Problem(display, first_line[0], str(err)))
-
-
-# Lines of the web page around the papers, not papers ("Mar 14" is the page's date).
-_BOILERPLATE = {
-    "get trending papers in your email inbox once a day!",
-    "get trending papers in your email inbox!",
-    "subscribe",
-    "byak and the research community",
-    "new",
-}
-_DATE = re.compile(r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]* \d{1,2}(, \d{4})?")
-_GLUED_SUBSCRIBE = re.compile(r"^Subscribe(?=[A-Z0-9])")
-
-
-def _is_abstract(line: str) -> bool:
-    """Abstracts are long paragraphs; titles are short and rarely end a sentence."""
-    return len(line) >= 200 or (len(line.split()) >= 20 and line.endswith((".", "!", "?")))
-
-
-def _short(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
-
-
-def _no_abstract(display: str, number: int, title: str) -> Problem:
-    return Problem(display, number, f'title "{_short(title)}" has no abstract')
-
-
-def _read_pages(path: Path, display: str, problems: list[Problem]) -> Iterator[_Record]:
-    """Pair title and abstract lines of a saved papers page, skipping its boilerplate.
-
-    Each title line is followed by its abstract line. Boilerplate, dates and blank lines are
-    dropped first; then lines are classified (long paragraph = abstract, else title) rather
-    than blindly alternated, so one missing abstract does not shift every later pair:
-
-        line  text                        pairing
-        1     Subscribe                   boilerplate, dropped
-        2     Mar 14                      date, dropped
-        3     Paper A                     title: A pending
-        4     <A's abstract, 900 chars>   abstract: yields Paper A
-        5     Paper B                     title: B pending
-        6     Paper C                     title while B pending: Problem
-                                          'f.txt:5: title "Paper B" has no abstract'; C pending
-        7     <C's abstract>              abstract: yields Paper C
-
-    A title still pending at the end of the file is reported the same way.
-    """
-    pending: tuple[int, str] | None = None
-    seen_title = False
-    for number, raw in _decoded_lines(path, display, problems):
-        line = _squash(raw)
-        if not line or line.lower() in _BOILERPLATE or _DATE.fullmatch(line):
-            continue
-        if not _is_abstract(line):
-            if pending is not None:
-                problems.append(_no_abstract(display, *pending))
-            if not seen_title:  # the page glues its "Subscribe" button to the first title
-                line = _GLUED_SUBSCRIBE.sub("", line)
-                seen_title = True
-            pending = (number, line)
-        elif pending is None:
-            problems.append(Problem(display, number, f'abstract "{_short(line, 40)}" has no title'))
-        else:
-            title = pending[1]
-            yield Paper(paper_id_for(title), title, line, sources=(path.name,)), ()
-            pending = None
-    if pending is not None:
-        problems.append(_no_abstract(display, *pending))
-
-
-def _read_bibtex(path: Path, display: str, problems: list[Problem]) -> Iterator[_Record]:
-    from .references import read_bibtex  # imported here: bibtexparser only when a .bib is read
-
-    return read_bibtex(path, display, problems)
-
-
-def _read_ris(path: Path, display: str, problems: list[Problem]) -> Iterator[_Record]:
-    from .references import read_ris
-
-    return read_ris(path, display, problems)
-
-
-_READERS = {"pages": _read_pages, "jsonl": _read_jsonl, "csv": _read_csv,
-            "bibtex": _read_bibtex, "ris": _read_ris}
 
 
 # --------------------------------------------------------------------------- paths and merging
@@ -507,22 +156,39 @@ class _Merger:
 
 
 class ProblemLog:
-    """Problems of a read: the first `keep` in full, the rest only counted (bounded memory)."""
+    """Problems of a read: the first `keep` in full, the rest only counted (bounded memory).
+
+    `count` is the number of records they stand for (what ingest reports as skipped), `problems`
+    the number of problems: one problem may stand for a whole file that vanished mid-read.
+    """
 
     def __init__(self, keep: int = 100) -> None:
         self.shown: list[Problem] = []
         self.count = 0
+        self.problems = 0
         self._keep = keep
 
     def append(self, problem: Problem) -> None:
-        self.count += 1
+        self.count += problem.records
+        self.problems += 1
         if len(self.shown) < self._keep:
             self.shown.append(problem)
 
 
-def _records(files: list[tuple[Path, str, str]], problems) -> Iterator[_Record]:
+def _records(files: list[tuple[Path, str, str]], problems, tally: Counter | None = None,
+             cut: dict[str, Problem] | None = None) -> Iterator[_Record]:
+    """Every good record of `files`; `tally` counts them per file, `cut` gets each file that
+    could not be read to its end (reported as one problem at the line where reading stopped)."""
     for path, display, fmt in files:
-        yield from _READERS[fmt](path, display, problems)
+        try:
+            for record in _READERS[fmt](path, display, problems):
+                if tally is not None:
+                    tally[display] += 1
+                yield record
+        except Unreadable as err:
+            problems.append(err.problem)
+            if cut is not None:
+                cut[display] = err.problem
 
 
 def _strict_error(problems: list[Problem], count: int) -> CorpusError:
@@ -542,6 +208,11 @@ class PaperStream:
     pass 2 (iteration) yields them as it reads them; the rest (page-dump duplicates) wait in a
     `_Merger` and are yielded at the end. Problems come from pass 1, so `strict` raises before
     anything is yielded.
+
+    A file may change between or during the passes (still being written, deleted, replaced).
+    Each file's size, mtime and inode are taken before pass 1 and compared after pass 2, with
+    the records each pass got from it; a difference is one more problem that counts the records
+    read but not stored, and `complete` turns False, so `--prune` deletes nothing.
     """
 
     def __init__(self, paths: Iterable[PathLike] | PathLike, strict: bool = False) -> None:
@@ -550,17 +221,22 @@ class PaperStream:
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         self._files = _expand(paths)
+        self._stamps = {display: stamp(path) for path, display, _ in self._files}
         self.problems = ProblemLog()
+        self._tally: Counter = Counter()
+        self._cut: dict[str, Problem] = {}
         # A record has at most two ids: an arXiv id or explicit id, and a DOI. Second ids are
         # few (a .bib entry with both) and kept by record number, so a snapshot stays at 16 bytes.
         titles, firsts, seconds = array("q"), array("q"), {}
-        for paper, idents in _records(self._files, self.problems):
+        for paper, idents in _records(self._files, self.problems, self._tally, self._cut):
             titles.append(hash(_title_key(paper.title)))
             firsts.append(hash(idents[0]) if idents else 0)
             if len(idents) > 1:
                 seconds[len(firsts) - 1] = hash(idents[1])
         if strict and self.problems.count:
             raise _strict_error(self.problems.shown, self.problems.count)
+        # Files not read whole or not the same at the end, with why ("F.jsonl vanished ...").
+        self.incomplete: list[str] = [f"{d} could not be read to its end" for d in self._cut]
         self.records = len(titles)
         self._dup_titles = _repeated(titles)
         self._dup_idents = _repeated(firsts + array("q", seconds.values())) - {0}
@@ -576,15 +252,41 @@ class PaperStream:
                 singles += 1
         self.papers = singles + len(keys.papers)
 
+    @property
+    def complete(self) -> bool:
+        """Every file was read to its end, twice, and is unchanged (known once iterated)."""
+        return not self.incomplete
+
     def __iter__(self) -> Iterator[Paper]:
         waiting = _Merger()
-        for paper, idents in _records(self._files, ProblemLog(keep=0)):  # problems: from pass 1
+        tally: Counter = Counter()
+        cut: dict[str, Problem] = {}
+        # Problems were counted by pass 1; a file that changed since is checked at the end.
+        for paper, idents in _records(self._files, ProblemLog(keep=0), tally, cut):
             if (hash(_title_key(paper.title)) in self._dup_titles
                     or any(hash(i) in self._dup_idents for i in idents)):
                 waiting.add(paper, idents)
             else:
                 yield paper
         yield from waiting.papers
+        self._check_unchanged(tally, cut)
+
+    def _check_unchanged(self, tally: Counter, cut: dict[str, Problem]) -> None:
+        """One problem per file that is not what pass 1 read (see the class docstring)."""
+        for path, display, _ in self._files:
+            why, line = change(self._stamps[display], stamp(path)), 1
+            if display in cut and display not in self._cut:
+                line = cut[display].line
+                why = why or cut[display].reason.replace("cannot read", "could not be read")
+            if why is None and tally[display] != self._tally[display]:
+                why = "changed while it was read"
+            if why is None:
+                continue
+            read, lost = self._tally[display], max(self._tally[display] - tally[display], 0)
+            reason = (f"{why}: {lost} of the {read} records read from it were not stored; "
+                      "run the ingest again once the file is complete")
+            self.problems.append(Problem(display, line, reason, records=lost))
+            self.incomplete.append(f"{display} {why}")
 
 
 def _repeated(values) -> set[int]:

@@ -46,6 +46,16 @@ class StoreBusyError(PapersError):
     """Another process holds the store's database locked."""
 
 
+class StoreLockedError(StoreBusyError):
+    """Another `papers ingest` holds the store's writer lock."""
+
+
+class UsageError(PapersError):
+    """A command was given something it cannot use (an empty query)."""
+
+    exit_code = 2  # as click's usage errors
+
+
 class StoreDamagedError(PapersError):
     """The store's database file is truncated or corrupt."""
 

@@ -21,10 +21,12 @@ from .assets import ensure_tiktoken
 from .chunking import chunk_paper, paper_fingerprint
 from .config import Settings
 from .corpus import PaperStream, bundled_paths
+from .integrity import repair_vectors
 from .reconcile import StoredPapers
 from .retrieval import BM25Index
-from .store import PaperState, Store, chunk_metadata
+from .store import Store, chunk_metadata
 from .types import Chunk, Paper, Problem
+from .writer import WriterLock
 
 GROUP_CHUNKS = 64  # chunks per embed+upsert step: ~3 s of work on 2 cores, the most a stop loses
 
@@ -36,14 +38,17 @@ class IngestReport:
     added: int
     updated: int
     unchanged: int
-    skipped: int  # malformed records reported as problems
+    skipped: int  # records read but not stored: malformed, or their file changed mid-read
     pruned: int
     chunks_written: int
     papers: int  # papers in the store afterwards
     chunks: int  # chunks in the store afterwards
     seconds: float
     embed_seconds: float
-    problems: tuple[Problem, ...] = ()
+    problems: tuple[Problem, ...] = ()  # the first 100
+    reported: int = 0  # problems in all (one may stand for many records)
+    repaired: int = 0  # chunks whose lost vector was written again
+    prune_aborted: str | None = None  # why --prune deleted nothing (a source not read whole)
 
 
 def ingest(
@@ -55,41 +60,40 @@ def ingest(
     rebuild: bool = False,
     progress: Progress | None = None,
     embed=None,
+    notice: Callable[[str], None] | None = None,
 ) -> IngestReport:
     """Bring the store in line with `paths` (the bundled corpus when None).
 
     Papers stream from the reader through chunking, embedding and upserts in groups of
     ~GROUP_CHUNKS chunks, so memory does not grow with the input and progress starts with the
     first group. `rebuild` writes a staging collection and swaps it in only when it is complete:
-    an error or Ctrl-C midway leaves the old store as it was.
+    an error or Ctrl-C midway leaves the old store as it was. Writing holds the store's writer
+    lock (writer.py): a second ingest waits, and `notice` gets the lines saying so.
+    `prune` deletes papers only when every source was read whole and unchanged.
     """
     start = time.perf_counter()
     papers = PaperStream(paths or bundled_paths(), strict=strict)  # strict: raises before writing
     ensure_tiktoken(settings.cache_dir)
-    store = Store.open_staging(settings) if rebuild else Store.open(settings, create=True)
-    aliases: dict[str, str] = {}
-    states = store.paper_states(aliases)
-    stored = StoredPapers(store, states, aliases)
-    unseen = set(states) if prune else set()
-    # The bundled collection's vectors ship with the package; --rebuild embeds for real.
-    run = _Run(settings, store, states, progress, embed, total=papers.papers, shipped=not rebuild)
-    for paper in papers:
-        paper = stored.resolve(paper)
-        unseen.discard(paper.paper_id)
-        run.add(paper)
-    run.flush()
-
-    gone = sorted(unseen)
-    if gone:
-        if not run.bumped:
-            store.bump_generation()
-        store.delete_chunks(store.chunk_ids_of(gone))
-    if run.todo or gone:
-        store.bump_generation()  # again: a search during the run may have indexed a partial store
-    if rebuild:
-        store = store.swap_into(settings)
-    store.record_ingest(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    BM25Index.refresh(store)  # rebuilt page by page and saved when the generation changed
+    with WriterLock(settings, notice) as lock:
+        store = Store.open_staging(settings) if rebuild else Store.open(settings, create=True)
+        # The bundled collection's vectors ship with the package; --rebuild embeds for real.
+        run = _Run(settings, store, progress, embed, total=papers.papers, shipped=not rebuild, lock=lock)
+        stored = StoredPapers(store, run.states, run.aliases)
+        for paper in papers:
+            run.add(stored.resolve(paper))
+        run.flush()
+        aborted = "; ".join(papers.incomplete) if prune and not papers.complete else None
+        gone = sorted(run.unseen) if prune and aborted is None else []
+        if gone:
+            if not run.bumped:
+                store.bump_generation()
+            store.delete_chunks(store.chunk_ids_of(gone))
+        if run.todo or gone:
+            store.bump_generation()  # again: a search during the run may have indexed a partial store
+        if rebuild:
+            store = store.swap_into(settings)
+        store.record_ingest(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        BM25Index.refresh(store)  # rebuilt page by page and saved when the generation changed
     return IngestReport(
         added=run.added,
         updated=run.todo - run.added,
@@ -97,31 +101,61 @@ def ingest(
         skipped=papers.problems.count,
         pruned=len(gone),
         chunks_written=run.written,
-        papers=len(states) + run.added - len(gone),
+        papers=len(run.states) + run.added - len(gone),
         chunks=store.count(),
         seconds=time.perf_counter() - start,
         embed_seconds=run.embed_seconds,
         problems=tuple(papers.problems.shown),
+        reported=papers.problems.problems,
+        repaired=run.repaired,
+        prune_aborted=aborted,
     )
 
 
 class _Run:
     """The write side of one ingest: groups changed papers, embeds and upserts each group."""
 
-    def __init__(self, settings: Settings, store: Store, states: dict[str, PaperState],
-                 progress: Progress | None, embed, total: int, shipped: bool = True) -> None:
-        self.settings, self.store, self.states = settings, store, states
+    def __init__(self, settings: Settings, store: Store, progress: Progress | None, embed,
+                 total: int, shipped: bool = True, lock: WriterLock | None = None) -> None:
+        self.settings, self.store, self.lock = settings, store, lock
         self.shipped = shipped
         self.progress, self.embed, self.total = progress, embed, total
-        self.seen = self.todo = self.added = self.written = 0
+        self.seen = self.todo = self.added = self.written = self.repaired = 0
         self.embed_seconds = 0.0
         self.bumped = False
         self._group: list[tuple[Paper, str, list[Chunk]]] = []
         self._size = 0
+        self.aliases: dict[str, str] = {}  # identities stored papers have besides their ids
+        self.states = store.paper_states(self.aliases)
+        if any(st.present < st.n_chunks for st in self.states.values()):
+            self._repair()  # a stopped ingest's partial paper, or chunks that lost their vector
+        self.unseen = set(self.states)  # papers not in the input: what --prune would delete
+
+    def _embedder(self):
+        if self.embed is None:
+            from .embeddings import make_embedding_function
+
+            self.embed = make_embedding_function(self.settings, shipped=self.shipped)
+        return self.embed
+
+    def _repair(self) -> None:
+        """Write again the vectors of stored chunks that lost theirs (integrity.repair_vectors).
+
+        Any ingest repairs them, whatever files it reads (the chunks may come from others);
+        their papers are then complete and counted unchanged.
+        """
+        self.repaired = repair_vectors(self.store, lambda texts: self._embedder()(texts), self._check_lock)
+        if self.repaired:
+            self.states = self.store.paper_states()
+
+    def _check_lock(self) -> None:
+        if self.lock is not None:
+            self.lock.check()
 
     def add(self, paper: Paper) -> None:
         s = self.settings
         self.seen += 1
+        self.unseen.discard(paper.paper_id)
         fp = paper_fingerprint(paper, s.chunk_size, s.chunk_overlap)
         state = self.states.get(paper.paper_id)
         if state is not None and state.fingerprint == fp and state.complete:
@@ -131,10 +165,7 @@ class _Run:
             # beside the store looking current (it is keyed by the generation).
             self.store.bump_generation()
             self.bumped = True
-            if self.embed is None:
-                from .embeddings import make_embedding_function
-
-                self.embed = make_embedding_function(s, shipped=self.shipped)
+            self._embedder()
             if self.progress:
                 self.progress(self.seen - 1, self.total)
         self.todo += 1
@@ -154,6 +185,7 @@ class _Run:
         vectors = self.embed([c.embed_text for c in part])
         self.embed_seconds += time.perf_counter() - t0
         metas = [chunk_metadata(c, paper, fp) for paper, fp, chunks in self._group for c in chunks]
+        self._check_lock()
         self.store.upsert(part, vectors, metas)
         _drop_stale(self.store, self._group, self.states)
         self.written += len(part)

@@ -43,6 +43,10 @@ def _params(args: argparse.Namespace):
     # kv_unified is off, which is the default), so a 4,096-token prompt fits in every slot.
     p.n_parallel = args.parallel
     p.n_ctx = args.ctx * args.parallel
+    # HTTP threads: llama.cpp's default is max(slots + 2, cores - 1), 4 on 2 cores with 2 slots;
+    # an 8th client's connection then waits unanswered in the accept queue, and so does the
+    # `/slots` look that tells a client it is queued. Idle threads cost only their stacks.
+    p.n_threads_http = 4 * args.parallel + 8
     p.cache_prompt = True  # the fixed system prefix and the question are not recomputed
     key = os.environ.get(API_KEY_ENV)
     if key:

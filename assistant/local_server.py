@@ -156,7 +156,13 @@ class LocalServer:
         # One log per server: servers of several processes may share a cache dir, and an error
         # message must quote this server's last line, not another's.
         self.log_path = self.log_dir / f"llama-server-{self.port}.log"
-        log = _open_log(self.log_path)
+        try:
+            log = _open_log(self.log_path)
+        except OSError:  # a read-only or full cache: the log goes to the temp folder instead
+            import tempfile
+
+            self.log_path = Path(tempfile.gettempdir()) / f"papers-llama-server-{self.port}.log"
+            log = _open_log(self.log_path)
         self._started_at = time.monotonic()
         # A session of its own: Ctrl-C reaches only us, and we stop the server (atexit, stop()),
         # instead of racing its own shutdown. If we die without atexit (SIGKILL, SIGHUP), the
@@ -236,6 +242,38 @@ def serve_forever(
 
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
+
+
+def slot_status(base_url: str, api_key: str | None = None, timeout: float = 1.0) -> tuple[int, int] | None:
+    """(slots answering, slots in all) of a llama.cpp server (`papers llm serve`), from its
+    `/slots` endpoint; None when the server has no such endpoint (Ollama, vLLM, OpenAI), is not
+    plain http, or does not answer within `timeout` seconds.
+
+    A raw socket, as `_answers`: vcrpy must neither record nor replay this look.
+    """
+    import json
+    from urllib.parse import urlparse
+
+    url = urlparse(base_url)
+    if url.scheme != "http" or not url.hostname:
+        return None
+    auth = f"Authorization: Bearer {api_key}\r\n" if api_key else ""
+    request = f"GET /slots HTTP/1.0\r\nHost: {url.hostname}\r\n{auth}\r\n".encode()
+    try:
+        with socket.create_connection((url.hostname, url.port or 80), timeout=timeout) as sock:
+            sock.sendall(request)
+            data = b"".join(iter(lambda: sock.recv(65536), b""))
+    except OSError:
+        return None
+    head, _, body = data.partition(b"\r\n\r\n")
+    if head.split(b" ", 2)[1:2] != [b"200"]:
+        return None
+    try:
+        slots = json.loads(body)
+        busy = sum(bool(s.get("is_processing", s.get("state", 0))) for s in slots)
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return busy, len(slots)
 
 
 # --- helpers -------------------------------------------------------------------------------------

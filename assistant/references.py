@@ -16,12 +16,14 @@ import gzip
 import logging
 import re
 import unicodedata
+import zlib
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
 from . import identity
-from .corpus import _categories, _short, _squash, _year_in, paper_id_for
+from .formats import _categories, _short, _squash, _year_in, paper_id_for
+from .lines import Unreadable
 from .types import Paper, Problem
 
 _Record = tuple[Paper, tuple[str, ...]]
@@ -38,6 +40,8 @@ class _Bad(Exception):
 
 # --------------------------------------------------------------------------- reading bytes
 
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 _ENCODING_LINE = re.compile(rb"^%\s*Encoding:\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 
 
@@ -51,9 +55,12 @@ def _lines(path: Path, display: str, problems: list[Problem]) -> tuple[list[str]
     try:
         with opener(path, "rb") as raw:
             data = raw.read()
-    except (OSError, EOFError) as err:  # truncated or corrupt .gz, unreadable file
-        problems.append(Problem(display, 1, f"cannot read: {err}"))
-        return [], set()
+    except (OSError, EOFError, zlib.error) as err:  # truncated or corrupt .gz, unreadable file
+        # Unreadable: the file counts as not read whole, so `--prune` deletes nothing (lines.py)
+        raise Unreadable(Problem(display, 1, f"cannot read: {_squash(str(err)) or type(err).__name__}"))
+    bom = next((enc for mark, enc in _BOMS if data.startswith(mark)), None)
+    if bom:  # UTF-16/32 with a byte-order mark: decoded whole (its bytes hold NULs and 0x0A)
+        return re.split(r"\r\n|\r|\n", data.decode(bom, errors="replace")), set()
     encoding = _declared_encoding(data[:1000])
     lines, bad = [], set()
     for number, chunk in enumerate(data.splitlines(), start=1):
@@ -365,7 +372,7 @@ _TAG = re.compile(r"^([A-Z][A-Z0-9])  -(?: (.*))?$")  # "TY  - JOUR"; "ER  -" ma
 def read_ris(path: Path, display: str, problems: list[Problem]) -> Iterator[_Record]:
     """Records of a RIS file (Zotero, Mendeley, EndNote) as papers."""
     lines, bad = _lines(path, display, problems)
-    for start, record in _ris_records(lines, display, problems):
+    for start, record in _ris_records(lines, display, problems, bad):
         if bad.intersection(range(start, start + len(record))):
             continue  # its undecodable line is reported already
         try:
@@ -374,8 +381,8 @@ def read_ris(path: Path, display: str, problems: list[Problem]) -> Iterator[_Rec
             problems.append(Problem(display, start, str(err)))
 
 
-def _ris_records(lines: list[str], display: str,
-                 problems: list[Problem]) -> Iterator[tuple[int, list[str]]]:
+def _ris_records(lines: list[str], display: str, problems: list[Problem],
+                 bad: set[int] = frozenset()) -> Iterator[tuple[int, list[str]]]:
     """(first line number, lines) of each record from its `TY` to its `ER` line.
 
     rispy reads records from text but counts no lines and drops a record with no `ER`; split
@@ -393,7 +400,7 @@ def _ris_records(lines: list[str], display: str,
             if tag and tag.group(1) == "ER":
                 yield start, record
                 record = []
-        elif text.strip():
+        elif text.strip() and number not in bad:  # an undecodable line is reported once
             problems.append(Problem(display, number, "text outside a record (no TY line before it)"))
     if record:
         problems.append(Problem(display, start, "record has no ER line (file cut short?)"))

@@ -19,7 +19,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -30,13 +30,17 @@ from .bm25 import bm25_text, chunk_of
 from .bm25 import tokenize as _tokenize
 from .config import Settings
 from .store import Store
+from .text import valid_text
 from .types import Chunk, Filters, Hit
 
 # --- names and acronyms an abstract defines -------------------------------------------------
 # "prior-data fitted networks (PFNs)", "Masked Structural Growth (MSG)": the token in brackets;
 # "TTT (test-time training)": the token before an expansion; "TabPFN: A Transformer ...": a
 # title's short prefix; "we propose MASTER, ...": a name-like token after a verb of naming.
-_NAME = r"[A-Za-z0-9][A-Za-z0-9.\-]*[A-Za-z0-9]"
+# At most 64 characters: unbounded, a run like "a.a.a.a..." (every "." a word boundary) made
+# each pattern below scan to the run's end from every boundary, quadratic in the text: an 8 KB
+# abstract took 0.25 s, 40 KB ~6 s at ingest. Bounded, each start costs at most 64 steps.
+_NAME = r"[A-Za-z0-9][A-Za-z0-9.\-]{0,62}[A-Za-z0-9]"
 _IN_BRACKETS = re.compile(r"\((" + _NAME + r")[),;]")
 _BEFORE_EXPANSION = re.compile(r"\b(" + _NAME + r") \((?:[A-Za-z][a-z\-]*\s){1,}")
 _NAMED = re.compile(r"\b(?:propose|introduce|present|call|dub|name|named|called|dubbed|termed)"
@@ -213,7 +217,7 @@ class BM25Index:
         the user's to know (a read-only or full store), so the OSError becomes a PapersError.
         """
         folder = store.local_dir() / "bm25"
-        if bm25.is_current(folder, store.generation):
+        if bm25.is_current(folder, store.generation, chunks=store.count()):
             return
         table = NameTable()
 
@@ -376,8 +380,16 @@ class Retriever:
         self.bm25 = bm25
 
     def search(self, query: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:
+        """The k best papers for `query`; none for a query of nothing but spaces (the dense
+        side would still rank every paper by its distance to the empty string)."""
         s = self.settings
         k = k or s.k
+        query = valid_text(query)  # the embedding tokenizer refuses lone surrogates
+        if not query.strip():
+            return []
+        if filters is not None and (filters.category or filters.source):  # Chroma too
+            filters = replace(filters, category=filters.category and valid_text(filters.category),
+                              source=filters.source and valid_text(filters.source))
         dense = self.store.query(self._embed([query])[0], s.candidates, filters)
         sparse = self.bm25.search(query, s.candidates, filters)
         return self.fuse(dense, sparse, k, query=query, filters=filters)

@@ -14,8 +14,6 @@ and, where known, the paper's doi, arxiv_id (when its id does not say it), citek
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import sqlite3
 import struct
 import uuid
@@ -28,16 +26,14 @@ from urllib.parse import urlparse
 from .config import DEFAULT_LIBRARY, Settings
 from .errors import (
     PapersError,
-    StoreBusyError,
     StoreDamagedError,
     StoreMismatchError,
     StoreMissingError,
     StoreUnavailableError,
-    StoreWriteError,
-    sqlite_failure,
     store_message,
 )
 from .identity import doi_key, implied_arxiv
+from .store_guard import _Guarded, store_failure, translated  # noqa: F401 (re-exported)
 from .types import Chunk, Filters, Paper
 
 SCHEMA = 1
@@ -45,72 +41,38 @@ CAT, SRC = "cat:", "src:"
 # Chroma's embedded client waits forever for a database another process holds locked (seen with
 # an open `BEGIN EXCLUSIVE`); our probe gives up after this many seconds with a clear line.
 LOCK_WAIT_S = 5.0
-_FAILURES = {"busy": StoreBusyError, "damaged": StoreDamagedError,
-             "readonly": StoreWriteError, "full": StoreWriteError}
-
-
-def store_failure(exc: BaseException, where: str) -> PapersError | None:
-    """The PapersError for a SQLite failure (locked, damaged, read-only, full) or an OSError."""
-    if isinstance(exc, PapersError):
-        return exc
-    kind = sqlite_failure(exc)
-    if kind is None and isinstance(exc, OSError):
-        from .errors import user_message
-
-        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-            return StoreWriteError(store_message("full", where))
-        if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            return StoreWriteError(store_message("readonly", where))
-        message = user_message(exc)
-        return StoreWriteError(message) if message else None
-    if kind is None and type(exc).__module__.startswith("chromadb") and _disk_nearly_full(where):
-        kind = "full"  # Chroma's compactor reports a full disk as "Failed to apply logs"
-    return _FAILURES[kind](store_message(kind, where)) if kind else None
-
-
-def _disk_nearly_full(where: str) -> bool:
-    """Less than 4 MiB free where the store lives (one group of chunks needs ~0.5 MiB)."""
-    import shutil
-
-    try:
-        return shutil.disk_usage(where).free < 4 * 2**20
-    except OSError:  # a server URL, or a folder gone
-        return False
-
-
-@contextlib.contextmanager
-def translated(where: str):
-    """Turn Chroma's and SQLite's raw failures into one-line PapersErrors (others pass)."""
-    try:
-        yield
-    except Exception as exc:
-        failure = store_failure(exc, where)
-        if failure is None or failure is exc:
-            raise
-        raise failure from None
+# Tables every Chroma database holds; a SQLite file without them is no store (an emptied copy).
+_CHROMA_TABLES = ("collections", "segments", "embeddings")
+_NO_VECTOR = "Error finding id"  # Chroma's answer for a chunk whose vector is not in the index
 
 
 def probe(db: Path, write: bool) -> None:
     """Check an embedded store's SQLite file before Chroma opens it.
 
     Raises StoreBusyError when another process holds it locked for LOCK_WAIT_S, StoreDamagedError
-    when it is not a database or is shorter than its header says (a truncated copy),
-    StoreWriteError when `write` and it cannot be written.
+    when it is empty, not a database, holds no Chroma tables (an emptied copy: Chroma would
+    quietly make a new store in it) or is shorter than its header says (a truncated copy),
+    StoreWriteError when `write` and it cannot be written. A read-only probe opens the file
+    read-only: looking writes nothing.
     """
     where = str(db.parent)
+    if db.stat().st_size == 0:
+        raise StoreDamagedError(store_message("damaged", where))
     with translated(where):
-        con = sqlite3.connect(db, timeout=LOCK_WAIT_S, isolation_level=None)
+        uri = f"{db.resolve().as_uri()}?mode={'rw' if write else 'ro'}"
+        con = sqlite3.connect(uri, uri=True, timeout=LOCK_WAIT_S, isolation_level=None)
         try:
             # A read under a SHARED lock: no writer can commit while the header is compared.
             con.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            tables = {name for name, in con.execute("SELECT name FROM sqlite_master")}
             with open(db, "rb") as fh:
                 header = fh.read(100)
             page_size, = struct.unpack(">H", header[16:18])
             page_size = 65536 if page_size == 1 else page_size
             counter, pages, valid_for = struct.unpack(">I", header[24:28]) + struct.unpack(
                 ">I", header[28:32]) + struct.unpack(">I", header[92:96])
-            if counter == valid_for and pages * page_size > db.stat().st_size:
+            if (counter == valid_for and pages * page_size > db.stat().st_size) or not all(
+                    t in tables for t in _CHROMA_TABLES):
                 raise StoreDamagedError(store_message("damaged", where))
             con.execute("ROLLBACK")
         finally:
@@ -118,32 +80,26 @@ def probe(db: Path, write: bool) -> None:
 
 
 def _set_aside(store_dir: Path) -> Path:
-    """Move a damaged store folder to `<name>.damaged-<time>` beside it; returns the new path."""
+    """Move a damaged store folder to `<name>.damaged-<time>` beside it; returns the new path.
+
+    The writer lock the caller holds moves back into the new, empty folder: an open file keeps
+    its flock across a rename, so a second writer still finds it held.
+    """
     import time
+
+    from .writer import LOCK_NAME
 
     aside = store_dir.with_name(f"{store_dir.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
     store_dir.rename(aside)
+    # Chroma keeps one client per folder in a process: forget the one of the damaged database,
+    # or the new store at this path would be opened through it.
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    getattr(SharedSystemClient, "_identifier_to_system", {}).pop(str(store_dir), None)
+    if (aside / LOCK_NAME).exists():
+        store_dir.mkdir()
+        (aside / LOCK_NAME).rename(store_dir / LOCK_NAME)
     return aside
-
-
-class _Guarded:
-    """A Chroma collection whose calls raise PapersErrors for locked/damaged/read-only/full stores."""
-
-    def __init__(self, collection, where: str) -> None:
-        self._inner = collection
-        self._where = where
-
-    def __getattr__(self, name):
-        value = getattr(self._inner, name)
-        if not callable(value):
-            return value
-        where = self._where
-
-        def call(*args, **kw):
-            with translated(where):
-                return value(*args, **kw)
-
-        return call
 
 
 @dataclass(frozen=True)
@@ -192,7 +148,7 @@ def _client(settings: Settings, write: bool = False):
     with translated(where):
         settings.store_dir.mkdir(parents=True, exist_ok=True)
     db = settings.store_dir / "chroma.sqlite3"
-    if db.exists() and db.stat().st_size > 0:
+    if db.exists():
         probe(db, write)
     with translated(where):
         return chromadb.PersistentClient(path=where, settings=chroma_settings)
@@ -425,33 +381,70 @@ class Store:
         """The collection's HNSW ef_search: candidates a query visits (>= size: exact search)."""
         return int(((self._collection.configuration or {}).get("hnsw") or {}).get("ef_search", 0))
 
-    def _pages(self, include: list[str], where=None, page: int = 1000) -> Iterator[dict]:
+    def _pages(self, include: list[str], where=None, page: int = 1000,
+               vectors: bool = False) -> Iterator[dict]:
+        """The collection `page` chunks at a time; with `vectors`, each page also says which of
+        its chunks have no vector (`got["no_vector"]`, see `_without_vector`)."""
         # 1,000 a page: Chroma builds ~32 KB of results a chunk while a page is read (~160 MB
         # at 5,000), and offset paging costs little at this size (benchmarks/README.md, 5).
         offset = 0
         while True:
-            got = self._collection.get(include=include, where=where, limit=page, offset=offset)
+            if vectors:
+                got = self._page_with_vectors(include, page, offset)
+            else:
+                got = self._collection.get(include=include, where=where, limit=page, offset=offset)
             if not got["ids"]:
                 return
             yield got
             offset += len(got["ids"])
 
+    def _page_with_vectors(self, include: list[str], page: int, offset: int) -> dict:
+        """Chroma keeps a chunk's text and metadata in SQLite and its vector in the HNSW index;
+        two writers at once could leave a chunk in the first and not the second (reading its
+        vector answers "Error finding id", and dense search never finds it). Reading the
+        vectors with the metadata costs ~5% more (704 chunks: 62 -> 65 ms); a page that fails
+        is read again without them and split in halves until its chunks without one are found.
+        """
+        try:
+            got = self._collection.get(include=[*include, "embeddings"], limit=page, offset=offset)
+            got["no_vector"] = set()
+        except Exception as exc:
+            if _NO_VECTOR not in str(exc):
+                raise
+            got = self._collection.get(include=include, limit=page, offset=offset)
+            got["no_vector"] = set(self._without_vector(got["ids"]))
+        got["embeddings"] = None  # not kept: ~1.5 KB a chunk
+        return got
+
+    def _without_vector(self, ids: list[str]) -> list[str]:
+        try:
+            self._collection.get(ids=ids, include=["embeddings"])
+            return []
+        except Exception as exc:
+            if _NO_VECTOR not in str(exc):
+                raise
+        if len(ids) == 1:
+            return ids
+        half = len(ids) // 2
+        return self._without_vector(ids[:half]) + self._without_vector(ids[half:])
+
     def paper_states(self, aliases: dict[str, str] | None = None) -> dict[str, PaperState]:
-        """Per paper: stored fingerprint, how many of its chunks are present, its sources.
+        """Per paper: stored fingerprint, how many of its chunks are present (with a vector:
+        see `_page_with_vectors`), its sources.
 
         `aliases`, when given, is filled with identity -> paper id for the identities a stored
         paper has besides its id ("doi:..." of an `arxiv:` paper): few papers have any.
         """
         states: dict[str, list] = {}
         names: dict[str, str] = {}  # one string per distinct "sources" value (memory)
-        for got in self._pages(["metadatas"]):
-            for meta in got["metadatas"]:
+        for got in self._pages(["metadatas"], vectors=True):
+            for cid, meta in zip(got["ids"], got["metadatas"]):
                 sources = meta.get("sources", "")
                 st = states.setdefault(meta["paper_id"], [meta["fingerprint"], 0, meta["n_chunks"], 0,
                                                           names.setdefault(sources, sources)])
                 if st[0] != meta["fingerprint"]:  # chunks of two versions: never complete
                     st[2] = -1
-                st[1] += 1
+                st[1] += cid not in got["no_vector"]
                 st[3] = max(st[3], int(meta["position"]))
                 if aliases is not None and meta["position"] == 0:
                     aliases.update((a, meta["paper_id"]) for a in _aliases(meta))
@@ -477,6 +470,30 @@ class Store:
                     entry[0] += first
                     entry[1] += 1
         return papers, {s: (p, c) for s, (p, c) in sorted(counts.items())}
+
+    def chunks_without_vector(self) -> list[Chunk]:
+        """Stored chunks whose vector is missing (see `_page_with_vectors`)."""
+        out: list[Chunk] = []
+        for got in self._pages(["metadatas", "documents"], vectors=True):
+            out += [chunk_from(cid, doc, meta) for cid, doc, meta
+                    in zip(got["ids"], got["documents"], got["metadatas"]) if cid in got["no_vector"]]
+        return out
+
+    def restore_vectors(self, chunks: Sequence[Chunk], vectors) -> None:
+        """Write the vectors of chunks that lost theirs, keeping their stored text and metadata."""
+        for i in range(0, len(chunks), self.max_batch):
+            part = chunks[i : i + self.max_batch]
+            got = self._collection.get(ids=[c.chunk_id for c in part], include=["metadatas", "documents"])
+            stored = dict(zip(got["ids"], zip(got["documents"], got["metadatas"])))
+            keep = [j for j, c in enumerate(part) if c.chunk_id in stored]  # deleted meanwhile: skip
+            if not keep:
+                continue
+            self._collection.upsert(
+                ids=[part[j].chunk_id for j in keep],
+                embeddings=[list(map(float, vectors[i + j])) for j in keep],
+                documents=[stored[part[j].chunk_id][0] for j in keep],
+                metadatas=[stored[part[j].chunk_id][1] for j in keep],
+            )
 
     def iter_chunk_pages(self, page: int = 1000) -> Iterator[list[Chunk]]:
         """Every chunk, `page` at a time, in the store's order."""
@@ -580,3 +597,45 @@ class Store:
 
         key = hashlib.sha1(f"{self.settings.chroma_url}|{self.settings.collection}".encode())
         return self.settings.cache_dir / "servers" / key.hexdigest()[:12]
+
+
+class WriterLeases:
+    """The writer lease of a store on a Chroma server (writer.py): one record, id "writer", in
+    the collection `<collection>-writer`, holding who writes and until when.
+
+    `claim` relies on Chroma's `add` keeping an existing id as it is, so of two writers that
+    claim at once exactly one record survives; each then reads it back to see whose it is.
+    """
+
+    ID = "writer"
+
+    def __init__(self, settings: Settings) -> None:
+        self.where = describe_location(settings)
+        with translated(self.where):
+            self._collection = _client(settings, write=True).get_or_create_collection(
+                f"{settings.collection}-writer", embedding_function=None)
+
+    def current(self) -> dict | None:
+        with translated(self.where):
+            got = self._collection.get(ids=[self.ID], include=["metadatas"])
+        return dict(got["metadatas"][0]) if got["ids"] else None
+
+    def claim(self, record: dict) -> dict:
+        """Add `record` unless a lease exists; returns the lease that holds now."""
+        with translated(self.where):
+            self._collection.add(ids=[self.ID], embeddings=[[1.0]], metadatas=[record])
+        return self.current() or record
+
+    def renew(self, token: str, expires: float) -> dict | None:
+        """Extend our lease; returns None, or the holder when the lease is no longer ours."""
+        holder = self.current()
+        if holder is None or holder.get("token") != token:
+            return holder or {"command": "nobody (our lease was removed)"}
+        with translated(self.where):
+            self._collection.update(ids=[self.ID], metadatas=[{**holder, "expires": expires}])
+        return None
+
+    def remove(self, token: str) -> None:
+        """Delete the lease if it is `token`'s (a conditional delete: never another's)."""
+        with translated(self.where):
+            self._collection.delete(ids=[self.ID], where={"token": token})

@@ -107,6 +107,26 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _C1 = re.compile(r"[\x7f-\x9f]")
 
 
+def valid_text(text: str) -> str:
+    """`text` as valid Unicode: lone surrogates -> U+FFFD.
+
+    They arrive from bytes that are not UTF-8 on the command line (Python keeps each as a
+    surrogate escape, "\\udcff") or from a JSON escape ("\\ud800"); the tokenizers, SQLite and
+    the terminal all refuse them. Valid text is returned as it is, at the cost of one check.
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if _escapes_only(
+            text) else text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _escapes_only(text: str) -> bool:
+    """Whether every surrogate is one of Python's escapes of a non-UTF-8 byte (U+DC80-U+DCFF)."""
+    return all(not 0xD800 <= ord(ch) <= 0xDFFF or 0xDC80 <= ord(ch) <= 0xDCFF for ch in text)
+
+
 def clean(text: str) -> str:
     """`text` safe to print on a terminal: escape sequences and control characters removed."""
     if not text or not (_CONTROL.search(text)):

@@ -35,6 +35,7 @@ class Problem:
     path: str
     line: int
     reason: str
+    records: int = 1  # records it stands for: a file that vanished mid-read counts all it held
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: {self.reason}"

@@ -16,6 +16,26 @@ pytest_plugins = ["recording"]
 WORKERS = 2
 
 
+def _hypothesis_profile() -> None:
+    """The fuzz suite's (tests/test_fuzz.py) defaults. Hypothesis keeps an example database and
+    a cache of the code's constants in `./.hypothesis`: tests write only in temporary folders,
+    so there is no database, and its home is a folder in the system's temp directory."""
+    try:
+        from hypothesis import settings
+        from hypothesis.configuration import set_hypothesis_home_dir
+    except ImportError:  # a venv without the dev extra: the fuzz module fails on its own import
+        return
+    import tempfile
+    from pathlib import Path
+
+    set_hypothesis_home_dir(Path(tempfile.gettempdir()) / f"papers-hypothesis-{os.getuid()}")
+    settings.register_profile("papers", database=None, deadline=None, print_blob=True)
+    settings.load_profile("papers")
+
+
+_hypothesis_profile()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config):
     """`pytest` alone runs on WORKERS processes; chosen paths, -n 0, --pdb or recording (one

@@ -66,6 +66,35 @@ def _heartbeat(url: str) -> bool:
         return False
 
 
+def start_chroma(root: Path, port: int) -> subprocess.Popen:
+    """`chroma run` on loopback with its data in `root/data`; returns once it answers."""
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, **LOOPBACK, "ANONYMIZED_TELEMETRY": "False"}
+    with open(root / "server.log", "ab") as log:
+        proc = subprocess.Popen(
+            [str(CHROMA), "run", "--path", str(root / "data"), "--host", "127.0.0.1",
+             "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=root,
+        )
+    deadline = time.monotonic() + 60
+    while not _heartbeat(url):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("chroma run did not answer:\n"
+                        + (root / "server.log").read_text(errors="replace")[-3000:])
+        time.sleep(0.2)
+    return proc
+
+
+def stop_chroma(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture(scope="module")
 def chroma_url(tmp_path_factory):
     """A real Chroma server on a free loopback port, stopped after the module's tests."""
@@ -73,29 +102,11 @@ def chroma_url(tmp_path_factory):
         pytest.skip(f"{CHROMA} is not installed")
     root = tmp_path_factory.mktemp("chroma-server")
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, **LOOPBACK, "ANONYMIZED_TELEMETRY": "False"}
-    with open(root / "server.log", "wb") as log:
-        proc = subprocess.Popen(
-            [str(CHROMA), "run", "--path", str(root / "data"), "--host", "127.0.0.1",
-             "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=root,
-        )
+    proc = start_chroma(root, port)
     try:
-        deadline = time.monotonic() + 60
-        while not _heartbeat(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("chroma run did not answer:\n"
-                            + (root / "server.log").read_text(errors="replace")[-3000:])
-            time.sleep(0.2)
-        yield url
+        yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_chroma(proc)
 
 
 @pytest.fixture
@@ -195,3 +206,95 @@ def test_unreachable_server_in_python(tmp_path):
     with pytest.raises(StoreUnavailableError) as info:
         Store.open(server_settings(url, tmp_path))
     assert "\n" not in str(info.value) and url in str(info.value)
+
+
+# --------------------------------------------------------------------------- one writer (issue 17)
+
+
+def test_writer_lease_on_the_server(chroma_url, tmp_path, monkeypatch):
+    """Writers on other machines cannot see a flock: the lock is a lease on the server."""
+    import socket as socket_mod
+
+    from assistant.errors import StoreLockedError
+    from assistant.store import WriterLeases
+    from assistant.writer import WriterLock
+
+    for name, value in LOOPBACK.items():
+        monkeypatch.setenv(name, value)
+    settings = server_settings(chroma_url, tmp_path, collection="leased", writer_wait=0)
+    with WriterLock(settings):
+        with pytest.raises(StoreLockedError) as info:
+            WriterLock(settings).__enter__()
+        assert f"(pid {os.getpid()} on " in str(info.value) and "\n" not in str(info.value)
+        (tmp_path / "x.jsonl").write_text(json.dumps({"title": "T", "abstract": "A."}) + "\n")
+        done = papers("ingest", str(tmp_path / "x.jsonl"), url=chroma_url, store_dir=tmp_path,
+                      PAPERS_COLLECTION="leased", PAPERS_WRITER_WAIT="0")
+        assert done.returncode == 1 and "\n" not in done.stderr.strip(), done.stderr
+        assert f"(pid {os.getpid()} on " in done.stderr and f"is writing to {chroma_url}" in done.stderr
+    assert WriterLeases(settings).current() is None  # released
+
+    leases = WriterLeases(settings)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs
+    here, now = socket_mod.gethostname(), time.time()
+    cases = [({"pid": gone.pid, "host": here, "expires": now + 600}, "it is no longer running"),
+             ({"pid": 1, "host": "other-host", "expires": now - 1}, "its lease expired")]
+    for record, why in cases:
+        leases.claim({"token": "t-" + why[:3], "command": "papers ingest", "since": "then", **record})
+        notices = []
+        with WriterLock(settings, notices.append):
+            pass
+        assert len(notices) == 1 and notices[0].endswith(f"did not release it ({why})"), notices
+    leases.claim({"token": "alive", "command": "papers ingest", "pid": 1, "host": "other-host",
+                  "since": "now", "expires": time.time() + 600})
+    with pytest.raises(StoreLockedError, match=r"papers ingest \(pid 1 on other-host, since now\)"):
+        WriterLock(settings).__enter__()
+    leases.remove("alive")
+
+
+def test_chroma_server_vanishing_mid_ingest(tmp_path):
+    """The server is killed while an ingest writes: one line; restarted, the ingest resumes."""
+    if not CHROMA.exists():
+        pytest.skip(f"{CHROMA} is not installed")
+    import re
+
+    from test_store import summary, synthetic_rows, write_jsonl
+
+    root = tmp_path / "server"
+    root.mkdir()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    corpus = write_jsonl(tmp_path / "many.jsonl", synthetic_rows(150, seed=61))
+    server = start_chroma(root, port)
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERS_")}
+        env.update(LOOPBACK, PAPERS_CHROMA_URL=url, PAPERS_STORE_DIR=str(tmp_path / "none"),
+                   PAPERS_CACHE_DIR=os.environ["PAPERS_CACHE_DIR"])
+        proc = subprocess.Popen([sys.executable, "-c", _GUARDED_CLI, "ingest", str(corpus)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+        lines = []
+        for line in proc.stderr:  # "stored N/150 papers" once a group is written
+            lines.append(line)
+            if (m := re.match(r"stored (\d+)/", line)) and int(m.group(1)) > 0:
+                stored = int(m.group(1))
+                server.kill()
+                server.wait()
+                break
+        lines += proc.stderr.readlines()
+        proc.wait(timeout=120)
+        text = "".join(lines)
+        assert proc.returncode == 1 and "Traceback" not in text, text[-3000:]
+        errors = [line for line in lines if line.startswith("Error: ")]
+        assert errors == [f"Error: lost the Chroma server at {url} (ConnectError): start it again and "
+                          "rerun the command (`papers ingest` resumes where it stopped)\n"], text[-2000:]
+        server = start_chroma(root, port)  # the advice: start it again, run the ingest again
+        done = papers("ingest", str(corpus), url=url, store_dir=tmp_path / "none")
+        assert done.returncode == 0, done.stderr
+        got = summary(done.stdout)
+        assert got["unchanged"] >= stored and got["papers"] == 150
+        assert "took over the writer lock" in done.stderr and "(it is no longer running)" in done.stderr
+        checked = papers("check", url=url, store_dir=tmp_path / "none")
+        assert checked.returncode == 0 and "150 papers, 150 chunks; every chunk has its vector" in checked.stdout
+    finally:
+        stop_chroma(server)
