@@ -313,7 +313,8 @@ def run_chat(settings: Settings, *, assistant: Any = None, input: TextIO | None 
         console = Console(file=output, highlight=False, color_system=None, force_terminal=False,
                           width=100, emoji=False)
         err_console = Console(file=error_output or sys.stderr, highlight=False,
-                              color_system=None, force_terminal=False, emoji=False)
+                              color_system=None, force_terminal=False, emoji=False,
+                              soft_wrap=True)  # an error stays one line, however long
     ui = ChatUI(conv, settings, console, interactive=interactive, err_console=err_console,
                 input_stream=input if interactive else None)
 
