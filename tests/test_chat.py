@@ -536,22 +536,22 @@ def test_terminal_conversation_with_follow_up(tmp_path, bundled_store, recording
     term.expect("papers chat", timeout=120)  # the banner, once the store and retriever are up
     term.prompt()
     term.ask("Which papers study the stability gap?")
-    reading = term.expect("Sources", timeout=ANSWER_TIMEOUT)
-    # The papers being read show before the answer; the answer cites them.
-    assert f"[1] {GAP_TITLE}" in reading
-    assert reading.index("Reading ") < reading.index("[1] " + GAP_TITLE) < reading.rindex("[1]")
-    status = term.expect("out tokens")  # the Sources panel, then the status line
-    assert f"[1] {GAP_TITLE}" in status
-    assert f"{LOCAL_MODEL} · retrieval " in status and "first token" in status
+    # The evidence shows before the model writes (the preview), then the whole answer: the
+    # direct answer first, the evidence after it, then the status line.
+    preview = term.expect("writing the answer", timeout=ANSWER_TIMEOUT)
+    assert "1 paper answer" in preview
+    answer = term.expect("out tokens", timeout=ANSWER_TIMEOUT)
+    assert _shows(answer, f"[1] {GAP_TITLE}:")
+    assert answer.index("Evidence:") < answer.index(f"[1] {GAP_TITLE}")
+    assert f"{LOCAL_MODEL} · retrieval " in answer and "first token" in answer
     term.prompt()
 
     term.ask("what strategies does it propose?")  # "it": only the conversation says which
-    follow_up = term.expect("Sources", timeout=ANSWER_TIMEOUT)
-    assert GAP_TITLE in follow_up  # the rewritten query found the same paper
-    answer = follow_up.split(GAP_TITLE)[-1]
-    assert re.search(r"\[\d\]", answer) and "strateg" in answer.lower()
-    assert _shows(answer, "mitigate it [1]")  # recorded: the gap paper's own line, cited
-    term.expect("out tokens")
+    follow_up = term.expect("out tokens", timeout=ANSWER_TIMEOUT)
+    opening = follow_up.split("Evidence:")[0]
+    # the paper the first answer cited, its three strategies named by the model
+    assert _shows(follow_up, f"[1] {GAP_TITLE}:") and "multiple epochs" in opening
+    assert "high-quality" in opening and "mixture" in opening
     term.prompt()
 
     term.ask("/sources")
@@ -572,7 +572,7 @@ def test_terminal_conversation_with_follow_up(tmp_path, bundled_store, recording
     assert "error:" not in term.screen and "Traceback" not in term.screen
     transcript = (tmp_path / "chat.md").read_text(encoding="utf-8")
     assert "## what strategies does it propose?" in transcript
-    assert f"1. {GAP_TITLE}" in transcript
+    assert f"[1] {GAP_TITLE}:" in transcript
 
 
 def test_piped_questions_replayed(tmp_path, bundled_store, recording_base_url):
@@ -588,7 +588,7 @@ def test_piped_questions_replayed(tmp_path, bundled_store, recording_base_url):
         timeout=ANSWER_TIMEOUT * 2)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "\x1b[" not in out and "Reading" not in out  # plain answers only
-    assert out.count("Sources:\n") == 2
+    assert "\x1b[" not in out and "writing the answer" not in out  # plain answers only
+    assert out.count("Evidence:\n") == 2
     assert f"] {COT_TITLE}" in out
     assert "Debate-Driven Approach to QA Benchmarks" in out
