@@ -30,6 +30,9 @@ DIMENSION = 384
 
 def _chroma_onnx_class():
     # Imported lazily: chromadb's import costs ~1 s and `papers --help` should not pay it.
+    from .chroma_import import prepare
+
+    prepare()
     from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2
 
     return ONNXMiniLM_L6_V2

@@ -124,6 +124,9 @@ class PaperState:
 
 
 def _client(settings: Settings, write: bool = False):
+    from .chroma_import import prepare
+
+    prepare()
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
