@@ -39,8 +39,8 @@ NEW_WORDS = 0.08
 ECHO = 0.25
 MOTIVATION = 0.20
 SECOND_WITHIN = 0.20  # a second sentence is quoted when it scores this close to the best
-QUOTE_TOKENS = 90  # one or two sentences: most abstract sentences are 20-45 tokens
-WHOLE_QUOTE_TOKENS = 160  # a follow-up about one paper reads its whole abstract: up to 3
+QUOTE_TOKENS = 180  # one paper: up to two sentences (a list takes one a paper); a long one is ~90
+WHOLE_QUOTE_TOKENS = 200  # a follow-up about one paper reads its whole abstract: up to 3
 MIN_SENTENCE_CHARS = 25  # shorter pieces ("Code is available.") are never quoted alone
 
 _LINK = re.compile(r"https?://|www\.|github\.com", re.IGNORECASE)

@@ -11,9 +11,10 @@ Each check is against the cited papers' quotes (and titles) only, what the model
    a paper *about* prompt injection quotes such text), so the check is on the way out: a
    sentence that repeats two or more words found only in such sentences is left out.
 
-and, apart from support, 4. not an echo: a sentence whose every content word (titles aside)
-comes from the question says nothing the asker did not know ("X studies the stability gap [1]."
-for "Which papers study the stability gap?"). It may be true; it is still left out.
+and, apart from support, 4. not thin: a sentence whose every content word (titles aside) comes
+from the question says nothing the asker did not know ("X studies the stability gap [1]." for
+"Which papers study the stability gap?"), and one made of the title's own words says nothing the
+evidence line does not. It may be true; it is still left out.
 
 Measured on 74 hand-labelled sentences of dev answers (tests/test_evals.py): precision 0.93 and
 recall 0.59 for "unsupported" (a question word pinned on a paper whose quote lacks it, the
@@ -80,11 +81,16 @@ def is_echo(sentence: str, question: str, titles: Sequence[str] = ()) -> bool:
     return content_words(_without(sentence, titles)) <= content_words(question)
 
 
+def restates_titles(sentence: str, titles: Sequence[str]) -> bool:
+    """Fewer than two content words of the sentence are not words of the cited titles."""
+    return len(content_words(sentence) - content_words(" ".join(titles))) < 2
+
+
 @dataclass(frozen=True)
 class Support:
     supported: bool  # grounded in the cited quotes (an echo may be supported: it is still left out)
     reason: str = ""
-    echo: bool = False  # restates the question: every content word is the question's
+    echo: bool = False  # restates the question or the title: left out, though it may be true
     instructed: tuple[str, ...] = ()  # words it repeats from instructions inside its source
 
 
@@ -109,10 +115,13 @@ class ClaimChecker:
         instructed = self.instructed(sentence, [s.text for s in sources])
         if instructed:
             reasons.append("repeats instructions found in its abstract: " + ", ".join(instructed))
-        # Not a faithfulness failure but a thin one: true of the paper, and no news to the asker.
-        echo = not reasons and is_echo(sentence, question, names)
-        return Support(not reasons, "; ".join(reasons) or ("restates the question" if echo else ""),
-                       echo, tuple(instructed))
+        # Not faithfulness failures but thin sentences: true of the paper, and no news to the
+        # asker ("X studies the stability gap [1]."), or only the title's words again ("HACKED:
+        # a study of the stability gap [2]." for a paper of that title).
+        thin = "" if reasons else (
+            "restates the question" if is_echo(sentence, question, names) else
+            "restates the paper's title" if restates_titles(sentence, names) else "")
+        return Support(not reasons, "; ".join(reasons) or thin, bool(thin), tuple(instructed))
 
     def instructed(self, sentence: str, source_texts: Sequence[str]) -> list[str]:
         """Words of the sentence found only in instruction-like sentences of the sources."""
