@@ -26,5 +26,6 @@ def test_papers_ask_with_the_embedded_model(bundled_store, real_model):
     assert answer["abstained"] is False
     assert STABILITY in [c["title"] for c in answer["citations"]]
     assert answer["model"] and answer["usage"]["prompt_tokens"] > 0
+    assert answer["evidence"] and answer["evidence"][0]["quote"]  # what the paper says, quoted
     print(f"\nembedded model: first token {answer['timings']['first_token_s']:.1f} s, "
           f"total {answer['timings']['total_s']:.1f} s: {answer['answer'][:200]}")

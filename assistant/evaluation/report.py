@@ -209,21 +209,22 @@ def markdown(report: dict, charts: dict[str, str]) -> str:
             f"{st.get('judge_total', 0)}; run-time check: {st.get('runtime_supported', 0)} of "
             f"{st.get('runtime_total', 0)} lines."]
     for name, summary in cols:
-        title = {"test": "By kind: test split (frozen)", "dev": "By kind: dev split (tuned on)",
-                 "all": "By kind: all questions"}[name]
+        title = {"test": "By kind: test split (frozen)", "test2": "By kind: test2 split (frozen)",
+                 "dev": "By kind: dev split (tuned on)", "all": "By kind: all questions"}[name]
         out += ["", f"## {title}", "", *_kind_table(summary)]
     out += ["", "## Charts", ""]
     for path, label, name in METRICS:
         if name in charts:
             out.append(f"![{label}]({charts[name]})")
     out += ["", "## Questions", "",
-            "| id | split | kind | headline | misses | subst. | R@5 | R@10 | RR | cit. P | "
+            "| id | split | kind | headline | misses | key | subst. | R@5 | R@10 | RR | cit. P | "
             "cit. R | fact | abst. ok | faithful | judge | run-time |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in report.get("results", []):
         out.append(" | ".join([
             f"| {r['id']}", r.get("split", "?"), r["kind"], fmt(r.get("correct")),
-            _cell(", ".join(r.get("misses", [])) or "–"), fmt(r.get("substantive")),
+            _cell(", ".join(r.get("misses", [])) or "–"), fmt(r.get("key")),
+            fmt(r.get("substantive")),
             fmt(r["recall_at_5"]), fmt(r["recall_at_10"]),
             fmt(r["reciprocal_rank"]), fmt(r["citation_precision"]), fmt(r["citation_recall"]),
             fmt(r["fact_correct"]), fmt(r["abstention_correct"]), fmt(r["faithfulness"]),
