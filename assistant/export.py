@@ -3,7 +3,8 @@
 What a researcher does next with an answer is paste it into notes or a paper. Both formats come
 from the papers' own records (`Answer.papers`, read from the store when the answer was built):
 
-    markdown(answer)   "## question", the answer with its [n] markers, then "### References"
+    markdown(answer)   "## question", the direct answer with its [n] markers, the evidence as
+                       "- [1] *Title* (2024): "quote"", then "### References"
                        1. Authors (year). *Title*. arXiv:2406.14833 / doi:... <link>
     bibtex(papers)     the original entry for a paper read from a .bib (its citation key kept);
                        else a generated @misc (arXiv eprint) or @article (DOI), keyed
@@ -18,6 +19,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
+from .answer_text import EVIDENCE_HEADER, RELATED_HEADER
 from .text import clean
 from .types import Answer, Paper
 
@@ -28,17 +30,41 @@ _KEY_SKIP = frozenset("""a an the on of for to in at by with and or from how wha
 
 
 def markdown(answer: Answer) -> str:
-    """The answer as Markdown: the question, the answer with [n], the numbered references."""
-    lines = [f"## {_one_line(answer.question)}", "", clean(answer.text.strip()), ""]
+    """The answer as Markdown: the question, the direct answer with [n], the evidence as a list
+    (one paper an item: a plain text's consecutive lines would render as one paragraph), the
+    related and further papers, then the numbered references."""
+    lines = [f"## {_one_line(answer.question)}", ""]
     if answer.abstained or not answer.sources:
-        return "\n".join(lines).rstrip() + "\n"
+        return "\n".join(lines + [clean(answer.text.strip())]).rstrip() + "\n"
+    direct = answer.text.split(EVIDENCE_HEADER, 1)[0].strip()
+    lines += [clean(direct), "", f"**{EVIDENCE_HEADER.rstrip(':')}**", ""]
+    lines += [f"- [{s.n}] *{_md_escape(clean(s.title))}*{f' ({s.year})' if s.year else ''}: "
+              f"\"{_md_escape(clean(s.text))}\"" for s in answer.sources]
+    lines += _notes(answer)
     papers = {p.paper_id: p for p in answer.papers}
-    lines += ["### References", ""]
+    lines += ["", "### References", ""]
     for source in answer.sources:
         paper = papers.get(source.paper_id) or Paper(source.paper_id, source.title, "",
                                                      year=source.year)
         lines.append(f"{source.n}. {reference(paper)}")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _notes(answer: Answer) -> list[str]:
+    """The uncited papers and the counts, each its own paragraph."""
+    label = lambda t, y: _md_escape(clean(t)) + (f" ({y})" if y else "")  # noqa: E731
+    notes = []
+    if answer.related:
+        notes.append(f"{RELATED_HEADER} " + "; ".join(label(r.title, r.year)
+                                                       for r in answer.related))
+    if answer.more:
+        notes.append(f"{len(answer.more)} more paper{'s' if len(answer.more) != 1 else ''} "
+                     "answer this: " + "; ".join(label(s.title, s.year) for s in answer.more))
+    if answer.left_out:
+        n = len(answer.left_out)
+        notes.append(f"{n} sentence{'s' if n != 1 else ''} of the model's answer left out: not "
+                     "found in the quotes, or only restating the question.")
+    return [x for note in notes for x in ("", note)]
 
 
 def reference(paper: Paper) -> str:

@@ -93,6 +93,9 @@ def _set_aside(store_dir: Path) -> Path:
     store_dir.rename(aside)
     # Chroma keeps one client per folder in a process: forget the one of the damaged database,
     # or the new store at this path would be opened through it.
+    from .chroma_import import prepare
+
+    prepare()
     from chromadb.api.shared_system_client import SharedSystemClient
 
     getattr(SharedSystemClient, "_identifier_to_system", {}).pop(str(store_dir), None)
@@ -256,6 +259,9 @@ class Store:
     @classmethod
     def open(cls, settings: Settings, *, create: bool = False) -> "Store":
         """Open the collection; with create=False a missing or empty store is an error."""
+        from .chroma_import import prepare
+
+        prepare()  # before chromadb's first import, which this one may be
         from chromadb.errors import NotFoundError
 
         if not create and not settings.chroma_url and not (settings.store_dir / "chroma.sqlite3").exists():
@@ -324,6 +330,9 @@ class Store:
     @classmethod
     def delete(cls, settings: Settings) -> None:
         """Drop the collection (for --rebuild); a missing one is fine."""
+        from .chroma_import import prepare
+
+        prepare()  # before chromadb's first import, which this one may be
         from chromadb.errors import NotFoundError
 
         if not settings.chroma_url and not settings.store_dir.exists():

@@ -10,7 +10,7 @@ import bibtexparser
 import pytest
 
 from assistant.export import bibtex, citekey, markdown, reference
-from assistant.types import Answer, Citation, Claim, Paper, Source
+from assistant.types import Answer, Citation, Claim, Paper, Related, Source
 from test_cli_search import papers
 
 GAP = Paper("arxiv:2406.14833", "Efficient Continual Pre-training by Mitigating the Stability Gap",
@@ -36,14 +36,19 @@ def _answer() -> Answer:
     return Answer("Which papers study forecasting or the stability gap?", text,
                   tuple(Citation(s.n, s.paper_id, s.title, s.text) for s in sources), sources,
                   False, "m", claims=(Claim("The stability gap ... [1].", (1,), True),),
-                  papers=(GAP, TIDE))
+                  related=(Related("p-bib", "Walruses", 2021),), papers=(GAP, TIDE))
 
 
-def test_markdown_has_the_question_the_answer_and_numbered_references():
+def test_markdown_has_the_question_the_answer_the_evidence_list_and_numbered_references():
     assert markdown(_answer()) == (
         "## Which papers study forecasting or the stability gap?\n\n"
         "The stability gap is a drop then a recovery [1]; tides are forecast by a neural "
-        "operator [2].\n\nEvidence:\n[1] ...\n[2] ...\n\n"
+        "operator [2].\n\n**Evidence**\n\n"
+        "- [1] *Efficient Continual Pre-training by Mitigating the Stability Gap* (2024): "
+        "\"Performance first drops, then recovers.\"\n"
+        "- [2] *Sub-quadratic Tide Prediction with Fourier Neural Operators* (2022): "
+        "\"We train a Fourier neural operator.\"\n\n"
+        "Related, not cited: Walruses (2021)\n\n"
         "### References\n\n"
         "1. Yiduo Guo, Jie Fu, Huishuai Zhang (2024). *Efficient Continual Pre-training by "
         "Mitigating the Stability Gap*. arXiv:2406.14833 doi:10.48550/arxiv.2406.14833 "

@@ -587,3 +587,16 @@ def test_ingest_streams_and_reports_progress_from_the_first_group(tmp_path, monk
     assert at_first_embed[0] == GROUP_CHUNKS  # one group chunked, not 200 papers
     assert events[0] == (0, 200) and events[1] == (GROUP_CHUNKS, 200)
     assert events[-1] == (200, 200) and len(events) == 5  # 0, 64, 128, 192, 200
+
+
+def test_chromadb_is_first_imported_with_its_override_checks_off(tmp_path):
+    """Every way into chromadb goes through chroma_import.prepare() first: a `chromadb.errors`
+    import ahead of it once brought back the 0.4-0.7 s of signature checks to every process."""
+    code = ("import sys; from pathlib import Path\n"
+            "from assistant.config import Settings\nfrom assistant.store import Store\n"
+            "try:\n    Store.open(Settings(store_dir=Path(sys.argv[1])))\n"
+            "except Exception as e:\n    print(type(e).__name__)\n"
+            "import overrides\nprint('chromadb' in sys.modules, overrides.override.__module__)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "none")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["StoreMissingError", "True", "assistant.chroma_import"], out.stderr
