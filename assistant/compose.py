@@ -51,17 +51,35 @@ _FINISHED = re.compile(r"[.!?][\"')\]]*\s*$")  # a sentence the model finished
 
 def short_name(title: str, abstract: str, papers_using: Callable[[str], int]) -> str:
     """How the model should name a paper: "CAFA" for "CAFA: Class-Aware Feature Alignment for
-    ...", else the rarest name the abstract defines ("DiffTPT", not the "TPT" it builds on nor
-    "LLMs"), if at most 2 chunks of the collection use it; else ""."""
+    ...", else the rarest name that the paper coins for its own work, in its title or after a
+    verb such as "propose" ("DiffTPT", not the "TPT" it builds on; "ITTA", not the "DG" of
+    "domain generalization (DG)"), if at most 2 chunks of the collection use it; else ""."""
     from .retrieval import defined_names
 
     head = title.split(":", 1)[0].strip()
     if ":" in title and len(head.split()) <= 4:
         return head
     names = [(papers_using(n), abstract.find(n), n) for n in defined_names(title, abstract)
-             if 2 <= len(n) <= 14 and n in abstract]
+             if 2 <= len(n) <= 14 and n in abstract and _coined(n, title, abstract)]
     names = [x for x in names if x[0] <= 2]
-    return min(names)[2] if names else ""
+    return min(names)[-1] if names else ""
+
+
+def _coined(name: str, title: str, abstract: str) -> bool:
+    """Whether the paper names its own work so: in its title, or within 60 characters after
+    "we propose", "this work ... proposing", "called", "dubbed" in one sentence. Over the 399
+    bundled papers this drops 44 names a paper only uses ("VLM", "BN", "DG" of "domain
+    generalization (DG)", which made the model write "DG proposes an ITTA method") and changes
+    8, 6 of them for the better; a 120-character window let "kNN" name the paper that
+    introduces "ICL-APT", and taking the initials of title words let "VLM" back in."""
+    bare = rf"(?<![\w-]){re.escape(name)}(?![\w-])"
+    return bool(re.search(bare, title) or re.search(rf"(?:{_COINING})[^.]{{0,60}}?{bare}",
+                                                    abstract, re.IGNORECASE))
+
+
+_COINING = (r"\b(we|this (paper|work|study)|our)\b[^.]{0,60}?\b(propos|introduc|present|develop|"
+            r"design|build|release|construct|curat|collect)\w*|\b(called|dubbed|termed|named|"
+            r"coined)\b")
 
 
 def short_title(title: str) -> str:
