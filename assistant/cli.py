@@ -352,17 +352,12 @@ def chat(
 
 
 def _say_if_queued(settings: Settings) -> None:
-    """Before asking a shared model server (`papers llm serve`): when every slot is answering,
-    say that this question waits in its queue (llama.cpp queues it; it never refuses one)."""
-    from .local_server import slot_status
+    """Before asking a shared model server (`papers llm serve`): say when the question waits."""
+    from .local_server import queue_notice
 
-    if not settings.llm_base_url:
-        return  # the embedded model is this process's own
-    status = slot_status(settings.llm_base_url, settings.llm_api_key)
-    if status and status[1] and status[0] >= status[1]:
-        err.print(f"The model server at {settings.llm_base_url} is busy ({status[0]} of {status[1]} "
-                  "slots answering): your question waits in its queue and starts when a slot frees.",
-                  highlight=False, markup=False)
+    notice = queue_notice(settings.llm_base_url, settings.llm_api_key)
+    if notice:
+        err.print(notice, highlight=False, markup=False)
 
 
 def _ensure_store(settings: Settings) -> None:

@@ -244,6 +244,17 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def queue_notice(base_url: str | None, api_key: str | None = None) -> str | None:
+    """The line to show before asking a shared llama.cpp server whose every slot is answering
+    (llama.cpp queues the request; it never refuses one); None when a slot is free or the
+    server says nothing of its slots."""
+    status = slot_status(base_url, api_key) if base_url else None
+    if not status or not status[1] or status[0] < status[1]:
+        return None
+    return (f"The model server at {base_url} is busy ({status[0]} of {status[1]} slots "
+            "answering): your question waits in its queue and starts when a slot frees.")
+
+
 def slot_status(base_url: str, api_key: str | None = None, timeout: float = 1.0) -> tuple[int, int] | None:
     """(slots answering, slots in all) of a llama.cpp server (`papers llm serve`), from its
     `/slots` endpoint; None when the server has no such endpoint (Ollama, vLLM, OpenAI), is not

@@ -165,10 +165,21 @@ class ChatUI(Commands):
         if trimmed:
             self.console.print(f"[yellow]Your question was trimmed to {len(question):,} "
                                f"characters (it had {len(line.strip()):,}).[/]")
+        self._say_if_queued()
         if self.interactive:
             self._ask_live(question)
         else:
             self._ask_plain(question)
+
+    def _say_if_queued(self) -> None:
+        """A shared model server with every slot answering: say this question waits (stderr
+        when piped, so the answers on stdout stay the answers)."""
+        from .local_server import queue_notice
+
+        notice = queue_notice(self.settings.llm_base_url, self.settings.llm_api_key)
+        if notice:
+            (self.console if self.interactive else self.err).print(
+                Text(notice, style="yellow"), soft_wrap=not self.interactive)
 
     def _ask_live(self, question: str) -> None:
         """The evidence as soon as it is decided, the direct answer above it as each checked

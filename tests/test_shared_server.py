@@ -121,6 +121,19 @@ def test_ask_says_when_it_waits_in_the_servers_queue(store_copy):
         assert done.returncode == 0 and "busy" not in done.stderr
 
 
+def test_chat_says_when_a_question_waits_in_the_servers_queue(store_copy):
+    stage = Stage(slots=2)
+    with stage_server(stage) as url:
+        stage.busy = [True, True]
+        command, env = _chat(store_copy, url)
+        done = subprocess.run(command, env=env, input=f"{QUESTION}\n", capture_output=True,
+                              text=True, timeout=300)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert [line for line in done.stderr.splitlines() if "busy" in line] == [
+        f"The model server at {url} {QUEUED}"]
+    assert "stability gap" in done.stdout.lower() and "busy" not in done.stdout
+
+
 def test_concurrent_clients_each_answer_or_say_they_wait(store_copy):
     """4 `papers ask` at once while both slots answer: each says it waits, then each answers
     once the slots free (the stage holds every request until then)."""
@@ -192,8 +205,6 @@ def test_store_faults_inside_chat(store_copy, fault, tmp_path):
         checked = papers("check", store_dir=store_copy)
         assert checked.returncode == 1 and "104 of 704 chunks" in checked.stderr
         return
-    # Piped, the chat's stderr console wraps at 80 columns (repl.py, owned by the answer
-    # rewrite: docs/reliability.md lists it); the words are the one line's.
     text = " ".join(line.strip() for line in done.stderr.splitlines() if line.strip())
     errors = text.split("error: ")
     assert done.returncode == 1 and errors[0] == "" and len(errors) == 3, done.stderr  # start, question
