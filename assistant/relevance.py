@@ -35,7 +35,8 @@ it was shown and almost never said NOT RELEVANT.
 
    up to LIST_CAP papers (the rest are `more`). A question about one thing ("how many tokens
    ...", "what does X do?") cites one paper, and every paper it names. Other hits that come
-   close are `related`: shown, never cited. Thresholds: config.py, chosen on the dev split.
+   close (fused score >= related_score_ratio x the best's, similarity >= gate_min_similarity)
+   are `related`: shown, never cited. Thresholds: config.py, chosen on the dev split.
 """
 
 from __future__ import annotations
@@ -146,8 +147,14 @@ def assess(query: str, hits: list[Hit], bm25, settings: Settings | None = None,
     cited, more = answering[:LIST_CAP], answering[LIST_CAP:]
     chosen = {h.paper_id for h in answering}
     best = max(hits[0].score, 1e-9)
+    # Related: close on the fused score and not far in meaning. The similarity floor is the
+    # one below which a paper could not answer either; on dev it drops 26 of 71 related
+    # papers, none of them gold or acceptable ("Yi: Open Foundation Models" for a question on
+    # chatbots' notions of good and evil, 0.28), and in a 7-paper library the glaciers shown
+    # as related to a question on walrus audio.
     related = [h for h in hits[:RELATED_MAX + len(cited)]
-               if h.paper_id not in chosen and h.score >= s.related_score_ratio * best][:RELATED_MAX]
+               if h.paper_id not in chosen and h.score >= s.related_score_ratio * best
+               and (h.dense_similarity or 0.0) >= s.gate_min_similarity][:RELATED_MAX]
     return Assessment(True, cited, closest, confidence, top_dense, top_cov, margin, named, kind,
                       tuple(missing), more, related, tuple(reasons))
 

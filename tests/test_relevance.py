@@ -152,3 +152,13 @@ def test_bundled_off_topic_questions_abstain(assistant, question):
     hits = assistant.search(question)
     a = assistant.assess(question, hits)
     assert hits and not a.answerable and a.cited == [] and len(a.closest) == 3
+
+
+def test_a_related_paper_is_close_in_score_and_in_meaning(bm25):
+    query = "Is there anything specialized for reading microblog posts written during earthquakes?"
+    three = hits(bm25, {"crisis": 0.49, "speech": 0.40, "gap": 0.25})
+    three = [Hit(h.rank, h.paper_id, h.title, s, h.chunks, dense_similarity=h.dense_similarity)
+             for h, s in zip(three, (1.0, 0.9, 0.9))]  # both neighbours close on the fused score
+    a = assess(query, three, bm25, SETTINGS)
+    assert [h.paper_id for h in a.cited] == ["crisis"]
+    assert [h.paper_id for h in a.related] == ["speech"]  # "gap" (0.25) is far in meaning
