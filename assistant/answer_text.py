@@ -42,7 +42,18 @@ def _label(title: str, year: int | None) -> str:
 
 def evidence_lines(sources: Sequence[Source]) -> list[str]:
     """`[n] Title (year): "quote"`, a paper a line."""
-    return [f'[{s.n}] {_label(s.title, s.year)}: "{s.text}"' for s in sources]
+    return [f'[{s.n}] {_label(s.title, s.year)}: "{readable(s.text)}"' for s in sources]
+
+
+_TEX_ESCAPE = re.compile(r"\\([%&_#$])")
+_TIE = re.compile(r"(?<=\w)~(?=[(\[])")
+
+
+def readable(quote: str) -> str:
+    """A quote as a reader wants it: the LaTeX escapes some abstracts keep undone ("5.13\\%" ->
+    "5.13%", "approach~(CoTTA)" -> "approach (CoTTA)"; 29 in the bundled collection). Only what
+    is shown: the model and the check read the abstract's own text."""
+    return _TIE.sub(" ", _TEX_ESCAPE.sub(r"\1", quote))
 
 
 def evidence_text(sources: Sequence[Source], related: Sequence[Related], more: int,

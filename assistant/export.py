@@ -19,7 +19,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-from .answer_text import EVIDENCE_HEADER, RELATED_HEADER
+from .answer_text import EVIDENCE_HEADER, RELATED_HEADER, readable
 from .text import clean
 from .types import Answer, Paper
 
@@ -39,7 +39,7 @@ def markdown(answer: Answer) -> str:
     direct = answer.text.split(EVIDENCE_HEADER, 1)[0].strip()
     lines += [clean(direct), "", f"**{EVIDENCE_HEADER.rstrip(':')}**", ""]
     lines += [f"- [{s.n}] *{_md_escape(clean(s.title))}*{f' ({s.year})' if s.year else ''}: "
-              f"\"{_md_escape(clean(s.text))}\"" for s in answer.sources]
+              f"\"{_md_escape(clean(readable(s.text)))}\"" for s in answer.sources]
     lines += _notes(answer)
     papers = {p.paper_id: p for p in answer.papers}
     lines += ["", "### References", ""]

@@ -34,3 +34,15 @@ def test_a_short_title_prefix_is_the_name():
 
 def test_a_name_many_papers_use_is_not_a_name():
     assert short_name(*ITTA, lambda name: 5) == ""
+
+
+def test_a_shown_quote_undoes_latex_escapes_and_the_evidence_block_uses_it():
+    from assistant.answer_text import evidence_lines, readable
+    from assistant.types import Source
+
+    quote = r"DiffTPT improves the zero-shot accuracy by 5.13\% over a continual approach~(CoTTA)."
+    assert readable(quote) == ("DiffTPT improves the zero-shot accuracy by 5.13% over a continual "
+                               "approach (CoTTA).")
+    assert readable("a~b and 100%") == "a~b and 100%"  # only an escape or a tie before "("
+    assert evidence_lines([Source(1, "p", "T", quote, 0.9, 2023)]) == [
+        f'[1] T (2023): "{readable(quote)}"']
