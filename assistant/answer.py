@@ -149,7 +149,13 @@ class Assistant:
         if self._similarity is None:
             from .similarity import Similarity
 
-            self._similarity = Similarity(self.retriever.embed)
+            embed = self.retriever.embed
+            if self.settings.uses_embed_endpoint:
+                # The claim check's threshold (grounding.py, 0.47) is MiniLM's: it stays in-process.
+                from .embeddings import make_embedding_function
+
+                embed = make_embedding_function(self.settings.model_copy(update={"embed_base_url": None}))
+            self._similarity = Similarity(embed)
         return self._similarity
 
     @property
@@ -185,12 +191,12 @@ class Assistant:
         return self.store.paper(paper_id)
 
     def stats(self) -> dict:
-        from .embeddings import MODEL_NAME
+        from .embeddings import embedder_identity
         from .store import describe_location
 
         states = self.store.paper_states()
         return {"papers": len(states), "chunks": self.store.count(),
-                "store": describe_location(self.settings), "embedding_model": MODEL_NAME,
+                "store": describe_location(self.settings), "embedding_model": embedder_identity(self.settings)["embedding_model"],
                 "chunk_size": self.settings.chunk_size, "chunk_overlap": self.settings.chunk_overlap}
 
     def ask(self, question: str, history: History = None, **options) -> Answer:

@@ -75,6 +75,21 @@ class Settings(BaseSettings):
     chunk_size: int = Field(220, ge=32, description="Chunk size in tiktoken (cl100k) tokens.")
     chunk_overlap: int = Field(40, ge=0, description="Overlap between chunks, in tokens.")
     embed_batch_size: int = Field(32, ge=1, description="Texts per embedding-model call.")
+    # --- embeddings from an endpoint (unset base URL: the in-process MiniLM above) --------------
+    # Any OpenAI-compatible /v1/embeddings (Ollama, vLLM, llama.cpp, OpenAI). A store records
+    # which embedder wrote it; another one is refused (store.py), never mixed.
+    embed_base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint for embeddings; unset: in-process MiniLM.")
+    embed_model: str | None = Field(None, description="Embedding model name sent to the endpoint.")
+    embed_api_key: str | None = Field(None, description="API key of the embeddings endpoint.")
+    # 4 requests in flight: a server batches concurrent requests (llama.cpp, vLLM) and a remote
+    # one hides its round trip; more mostly queues on a small server.
+    embed_concurrency: int = Field(4, ge=1, le=64, description="Embedding requests in flight.")
+    # 5 attempts with backoff 0.5, 1, 2, 4 s: a restarting server or a rate limit gets ~7.5 s.
+    embed_attempts: int = Field(5, ge=1, description="Tries per batch on 429/5xx/connection errors.")
+    # 120 s as llm_timeout: a CPU llama.cpp server embeds ~30-90 tokens/s (a batch of 32 chunks
+    # is ~8,000 tokens: lower PAPERS_EMBED_BATCH_SIZE there).
+    embed_timeout: float = Field(120.0, gt=0, description="Seconds to wait for one embeddings response.")
 
     # --- retrieval -----------------------------------------------------------------------------
     # An answer considers this many retrieved papers: a "which papers" list cites up to 8 of them.
@@ -228,6 +243,11 @@ class Settings(BaseSettings):
     def uses_local_model(self) -> bool:
         """No endpoint and no key: the embedded llama.cpp server runs."""
         return self.llm_base_url is None and not self.llm_api_key
+
+    @property
+    def uses_embed_endpoint(self) -> bool:
+        """PAPERS_EMBED_BASE_URL set: embeddings come from that endpoint, not MiniLM."""
+        return bool(self.embed_base_url)
 
     @property
     def model_name(self) -> str:

@@ -9,6 +9,9 @@ ships them (assistant/data/vectors/, written by scripts/ship_vectors.py from a r
 first ingest looks them up instead of running the model (~1.5 min on 2 cores). A table is used
 only when its manifest entry matches the model (name and file sha256), the chunking (size,
 overlap) and the batch size, and the file's sha256 matches; anything else embeds for real.
+
+With PAPERS_EMBED_BASE_URL set, `EndpointEmbedding` replaces all of this (no shipped vectors):
+llm.embed_texts does each request, this module batches them and keeps several in flight.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 
@@ -23,9 +27,11 @@ import numpy as np
 
 from .assets import MINILM_MODEL, MINILM_TOKENIZER_FILES, ensure_minilm, sha256_file
 from .config import Settings
+from .errors import EmbeddingError
 
 MODEL_NAME = "all-MiniLM-L6-v2-int8"
 DIMENSION = 384
+IN_PROCESS, ENDPOINT = "in-process", "endpoint"  # the embedder kinds a store records
 
 
 def _chroma_onnx_class():
@@ -89,12 +95,66 @@ def make_embedding_function(settings: Settings, *, shipped: bool = False):
     `shipped`: look texts up in the vectors shipped for these settings first (ingest's choice);
     the model is then staged and loaded only on the first text the table lacks.
     """
+    if settings.uses_embed_endpoint:
+        return EndpointEmbedding(settings)
     if shipped:
         table = shipped_table(settings)
         if table is not None:
             return ShippedEmbedding(table, lambda: make_embedding_function(settings))
     folder = ensure_minilm(settings.cache_dir)
     return _make_class()(folder, batch_size=settings.embed_batch_size)
+
+
+def embedder_identity(settings: Settings) -> dict:
+    """What a store records about its embedder: model, kind and dimension (None for an
+    endpoint until its first vector says it)."""
+    if not settings.uses_embed_endpoint:
+        return {"embedding_model": MODEL_NAME, "embedding_kind": IN_PROCESS, "dimension": DIMENSION}
+    if not settings.embed_model:
+        raise EmbeddingError("PAPERS_EMBED_BASE_URL is set but PAPERS_EMBED_MODEL is not: name the "
+                             "embedding model the endpoint serves")
+    return {"embedding_model": settings.embed_model, "embedding_kind": ENDPOINT, "dimension": None}
+
+
+class EndpointEmbedding:
+    """Unit vectors from an OpenAI-compatible /v1/embeddings: `embed_batch_size` texts a request,
+    `embed_concurrency` requests in flight; the first failed request fails the call."""
+
+    def __init__(self, settings: Settings) -> None:
+        from .llm import embed_client
+
+        self.model = embedder_identity(settings)["embedding_model"]
+        self.dimension: int | None = None
+        self._client = embed_client(settings)
+        self._batch, self._attempts = settings.embed_batch_size, settings.embed_attempts
+        self._pool = ThreadPoolExecutor(settings.embed_concurrency, thread_name_prefix="embed")
+
+    def __call__(self, input):  # noqa: A002 - chromadb's parameter name
+        from .llm import embed_texts
+
+        texts = list(input)
+        batches = [texts[i : i + self._batch] for i in range(0, len(texts), self._batch)]
+        futures = [self._pool.submit(embed_texts, self._client, self.model, b, self._attempts)
+                   for b in batches]
+        try:
+            rows = [v for f in futures for v in f.result()]
+        finally:
+            for f in futures:  # a failed batch (or Ctrl-C): the others not yet sent never are
+                f.cancel()
+        if not texts:
+            return []
+        try:
+            vectors = np.asarray(rows, dtype=np.float32)
+        except ValueError:
+            vectors = np.zeros((0,))
+        width = vectors.shape[1] if vectors.ndim == 2 else 0
+        if not width or width != (self.dimension or width):
+            raise EmbeddingError(f"the embeddings endpoint returned vectors of varying or no length "
+                                 f"for model {self.model}: check the server's pooling and PAPERS_EMBED_MODEL")
+        self.dimension = vectors.shape[1]
+        # Unit length, as MiniLM's: a dot product is then the cosine everywhere.
+        vectors /= np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+        return list(vectors)
 
 
 # --- vector tables: sha1(text) -> float32, in .npz (also the format of evals/embeddings.npz) ---

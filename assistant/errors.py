@@ -38,6 +38,10 @@ class LLMError(PapersError):
     """The language model could not answer (unreachable, unknown model, bad key, ...)."""
 
 
+class EmbeddingError(PapersError):
+    """The embeddings endpoint failed (after retries), or is not configured completely."""
+
+
 class PromptError(PapersError):
     """A prompt file is missing or its variables do not match what the code passes."""
 

@@ -125,6 +125,10 @@ class _Run:
         self.bumped = False
         self._group: list[tuple[Paper, str, list[Chunk]]] = []
         self._size = 0
+        # An endpoint gets a batch per request in flight (4 x 32 = 128 chunks by default): one
+        # group of 64 would keep only 2 of its embed_concurrency requests busy.
+        self.group_chunks = (max(GROUP_CHUNKS, settings.embed_batch_size * settings.embed_concurrency)
+                             if settings.uses_embed_endpoint else GROUP_CHUNKS)
         self.aliases: dict[str, str] = {}  # identities stored papers have besides their ids
         self.states = store.paper_states(self.aliases)
         if any(st.present < st.n_chunks for st in self.states.values()):
@@ -173,11 +177,14 @@ class _Run:
         chunks = chunk_paper(paper, s.chunk_size, s.chunk_overlap)
         self._group.append((paper, fp, chunks))
         self._size += len(chunks)
-        if self._size >= GROUP_CHUNKS:
+        if self._size >= self.group_chunks:
             self.flush()
 
     def flush(self) -> None:
-        """Embed and upsert the group (each paper whole inside it), then report progress."""
+        """Embed and upsert the group (each paper whole inside it), then report progress.
+
+        A failed embedding (EmbeddingError) raises before the upsert: nothing of the group is
+        stored, so no chunk is without its vector and the next ingest embeds the group again."""
         if not self._group:
             return
         part = [c for _, _, chunks in self._group for c in chunks]

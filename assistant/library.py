@@ -84,7 +84,7 @@ def location_note(settings: Settings) -> str | None:
 def stats(settings: Settings) -> dict:
     """Location, papers and chunks (in all and per source file), embedding model and chunking,
     last ingest. A library that does not exist yet is no error: `build` says how to make it."""
-    from .embeddings import MODEL_NAME
+    from .embeddings import embedder_identity
 
     info: dict = {"library": _name(settings), "store": describe_location(settings),
                   "origin": settings.store_origin}
@@ -98,7 +98,7 @@ def stats(settings: Settings) -> dict:
     return {
         **info, "exists": True, "papers": papers, "chunks": store.count(),
         "sources": {name: {"papers": p, "chunks": c} for name, (p, c) in per_source.items()},
-        "embedding_model": MODEL_NAME, "chunk_size": settings.chunk_size,
+        "embedding_model": embedder_identity(settings)["embedding_model"], "chunk_size": settings.chunk_size,
         "chunk_overlap": settings.chunk_overlap, "last_ingest": store.last_ingest,
     }
 

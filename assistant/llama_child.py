@@ -1,7 +1,11 @@
 """The embedded model server's child process: llama.cpp's own C++ server from the xllamacpp wheel.
 
     python -m assistant.llama_child --model FILE --host 127.0.0.1 --port P --threads 2 \
-        --ctx 4096 --alias NAME [--parallel 1]
+        --ctx 4096 --alias NAME [--parallel 1] [--embedding]
+
+`--embedding` serves /v1/embeddings (mean-pooled) instead of chat: an embeddings endpoint from the
+same wheel (tests, benchmarks/embed_bench.py; any GGUF works, the chat model's vectors are only
+meant for those).
 
 The API key, if any, comes from the environment variable PAPERS_SERVE_API_KEY (never argv, which
 `ps` shows to every user). `xllamacpp.Server(params)` loads the model and starts listening in
@@ -48,6 +52,9 @@ def _params(args: argparse.Namespace):
     # `/slots` look that tells a client it is queued. Idle threads cost only their stacks.
     p.n_threads_http = 4 * args.parallel + 8
     p.cache_prompt = True  # the fixed system prefix and the question are not recomputed
+    if args.embedding:
+        p.embedding = True
+        p.pooling_type = xllamacpp.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
     key = os.environ.get(API_KEY_ENV)
     if key:
         p.api_keys = [key]
@@ -63,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ctx", type=int, default=4096)
     parser.add_argument("--alias", required=True)
     parser.add_argument("--parallel", type=int, default=1)
+    parser.add_argument("--embedding", action="store_true")
     args = parser.parse_args(argv)
 
     import xllamacpp

@@ -12,12 +12,16 @@ Where requests go, from `Settings`:
 Every failure the user can act on becomes an `LLMError` with one line saying what to do, also
 when it happens in the middle of a streamed answer. openai's own retries give backoff on
 429/5xx/connection errors (`llm_max_retries`).
+
+Embeddings from an endpoint (`PAPERS_EMBED_BASE_URL`): `embed_texts` is the HTTP call, with its
+own bounded retries; embeddings.py batches and parallelizes it into an embedding function.
 """
 
 from __future__ import annotations
 
 import errno
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +31,7 @@ from openai import OpenAI
 
 from .assets import ensure_tiktoken
 from .config import Settings
-from .errors import LLMError
+from .errors import EmbeddingError, LLMError
 from .local_server import LocalServer
 from .types import Usage
 
@@ -253,6 +257,55 @@ class LLM:
         if self.settings.llm_base_url is None and self._server is None:
             return "check the network connection, or set PAPERS_LLM_BASE_URL"
         return "start it with `papers llm serve` or fix PAPERS_LLM_BASE_URL"
+
+
+# --- embeddings ------------------------------------------------------------------------------
+# Wait before retry n: 0.5 s doubled each time, at most 8 s (0.5, 1, 2, 4 s for 5 attempts).
+EMBED_BACKOFF_S = 0.5
+EMBED_BACKOFF_MAX_S = 8.0
+_NOT_RETRIED = {501}  # "not implemented": a server without embeddings stays without them
+
+
+def embed_client(settings: Settings) -> OpenAI:
+    """The client of PAPERS_EMBED_BASE_URL; retries are `embed_texts`' own (max_retries=0)."""
+    return OpenAI(base_url=settings.embed_base_url, api_key=settings.embed_api_key or "not-needed",
+                  timeout=settings.embed_timeout, max_retries=0)
+
+
+def embed_texts(client: OpenAI, model: str, texts: list[str], attempts: int = 5) -> list[list[float]]:
+    """One /v1/embeddings request: a vector per text, in order. Retries 429/5xx/connection
+    errors with exponential backoff; then, or on any other failure, one-line EmbeddingError."""
+    where = str(client.base_url).rstrip("/")
+    for attempt in range(1, attempts + 1):
+        try:
+            got = client.embeddings.create(model=model, input=texts)
+            break
+        except openai.APIError as err:
+            status = getattr(err, "status_code", None)
+            retried = isinstance(err, (openai.APIConnectionError, openai.RateLimitError)) or (
+                isinstance(err, openai.InternalServerError) and status not in _NOT_RETRIED)
+            if retried and attempt < attempts:
+                time.sleep(min(EMBED_BACKOFF_S * 2 ** (attempt - 1), EMBED_BACKOFF_MAX_S))
+                continue
+            raise EmbeddingError(_embed_failure(err, where, attempt)) from None
+    data = sorted(got.data, key=lambda d: d.index)
+    if len(data) != len(texts):
+        raise EmbeddingError(f"the embeddings endpoint at {where} returned {len(data)} vectors for "
+                             f"{len(texts)} texts: check PAPERS_EMBED_BASE_URL / PAPERS_EMBED_MODEL")
+    return [d.embedding for d in data]
+
+
+def _embed_failure(err: openai.APIError, where: str, tries: int) -> str:
+    """The one line for a failed embeddings request."""
+    if isinstance(err, openai.APIConnectionError):
+        reason = "timed out" if isinstance(err, openai.APITimeoutError) else _connection_reason(err)
+    else:
+        reason = f"HTTP {getattr(err, 'status_code', '?')}: {_server_message(err)}"
+    if tries > 1:
+        return (f"the embeddings endpoint at {where} failed {tries} times ({reason}): check that it "
+                "runs (PAPERS_EMBED_BASE_URL), then run the command again (`papers ingest` resumes)")
+    return (f"the embeddings endpoint at {where} refused the request ({reason}): check "
+            "PAPERS_EMBED_MODEL, PAPERS_EMBED_API_KEY and PAPERS_EMBED_BASE_URL")
 
 
 @dataclass

