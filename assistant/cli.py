@@ -283,16 +283,17 @@ def ask(
 ) -> None:
     """Answer a question from the collection: a direct answer, then each paper's evidence."""
     from .answer import Assistant
-    from .chat_render import live_answer, markdown, status_line
+    from .chat_render import announce_queue, live_answer, markdown, status_line
     from .types import Answer
 
     question = _text_arg(question, "question")
     settings = _settings(ctx, library, store)
     _ensure_store(settings)
-    _say_if_queued(settings)
     options = {"k": k, "model": model, "show_unsupported": show_unsupported or None}
     with Assistant(settings) as assistant:
-        events = assistant.stream_events(question, history or None, **options)
+        events = announce_queue(assistant.stream_events(question, history or None, **options),
+                                settings, lambda line: err.print(line, highlight=False,
+                                                                 markup=False))
         if as_json or fmt != "text":
             answer = next(e for e in events if isinstance(e, Answer))
             print(json_line(answer.to_dict()) if as_json or fmt == "json"
@@ -349,15 +350,6 @@ def chat(
         settings = settings.model_copy(update={"show_unsupported": True})
     _ensure_store(settings)
     raise typer.Exit(run_chat(settings, k=k, model=model))
-
-
-def _say_if_queued(settings: Settings) -> None:
-    """Before asking a shared model server (`papers llm serve`): say when the question waits."""
-    from .local_server import queue_notice
-
-    notice = queue_notice(settings.llm_base_url, settings.llm_api_key)
-    if notice:
-        err.print(notice, highlight=False, markup=False)
 
 
 def _ensure_store(settings: Settings) -> None:

@@ -42,6 +42,7 @@ from .chat_input import interactive_loop, isatty, no_echo, piped_loop
 from .chat_render import (
     TailView,
     Waiting,
+    announce_queue,
     markdown,
     reading,
     status_line,
@@ -165,28 +166,24 @@ class ChatUI(Commands):
         if trimmed:
             self.console.print(f"[yellow]Your question was trimmed to {len(question):,} "
                                f"characters (it had {len(line.strip()):,}).[/]")
-        self._say_if_queued()
         if self.interactive:
             self._ask_live(question)
         else:
             self._ask_plain(question)
 
-    def _say_if_queued(self) -> None:
-        """A shared model server with every slot answering: say this question waits (stderr
-        when piped, so the answers on stdout stay the answers)."""
-        from .local_server import queue_notice
-
-        notice = queue_notice(self.settings.llm_base_url, self.settings.llm_api_key)
-        if notice:
-            (self.console if self.interactive else self.err).print(
-                Text(notice, style="yellow"), soft_wrap=not self.interactive)
+    def _events(self, question: str):
+        """The conversation's events, saying when the question waits in a shared server's queue
+        (on stderr when piped: stdout holds the answers)."""
+        console = self.console if self.interactive else self.err
+        say = lambda line: console.print(Text(line, style="yellow"), soft_wrap=True)  # noqa: E731
+        return announce_queue(self.conv.stream_events(question), self.settings, say)
 
     def _ask_live(self, question: str) -> None:
         """The evidence as soon as it is decided, the direct answer above it as each checked
         sentence arrives, then the whole answer in their place."""
         console = self.console
         follow_up = bool(self.conv.history)
-        events = self.conv.stream_events(question)
+        events = self._events(question)
         streamed = ""
         answer: Answer | None = None
         self._sources = ()
@@ -256,7 +253,7 @@ class ChatUI(Commands):
     def _ask_plain(self, question: str) -> None:
         """The final answer (citations checked), then the sources it cites: plain text."""
         out = self.console.file
-        events = self.conv.stream_events(question)
+        events = self._events(question)
         answer: Answer | None = None
         try:
             for event in events:

@@ -96,14 +96,14 @@ class Sampler(threading.Thread):
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
-        self.pid, self.peak, self._stop = pid, 0.0, threading.Event()
+        self.pid, self.peak, self._halt = pid, 0.0, threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(0.2):
+        while not self._halt.wait(0.2):
             self.peak = max(self.peak, tree_rss_mb(self.pid))
 
     def stop(self) -> float:
-        self._stop.set()
+        self._halt.set()
         self.join()
         return self.peak
 
@@ -171,6 +171,7 @@ def part1(args, store: Path, cache: Path) -> None:
         t0 = time.perf_counter()
         for t in threads:
             t.start()
+            time.sleep(args.stagger)  # all at once, every client looks at /slots before any asks
         for t in threads:
             t.join()
         span = time.perf_counter() - t0
@@ -290,6 +291,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--slots", type=int, default=2)
+    parser.add_argument("--stagger", type=float, default=1.0,
+                        help="seconds between client starts (0: all at once; then none sees a busy slot)")
+    parser.add_argument("--no-chat", action="store_true", help="part 1 only")
     parser.add_argument("--base-url", default=None, help="a running OpenAI-compatible server (no start)")
     parser.add_argument("--no-model", action="store_true", help="part 2 only, retrieval only")
     parser.add_argument("--questions", type=int, default=6, help="questions a chat round (part 2)")
@@ -304,7 +308,9 @@ def main() -> None:
     if not args.no_model:
         store = common.bundled_store(cache).store_dir
         part1(args, store, cache)
-        if args.base_url is None:  # part 2 needs a server too: start one for it
+        if args.no_chat:
+            pass
+        elif args.base_url is None:  # part 2 needs a server too: start one for it
             server, url = start_server(cache, args.slots)
             try:
                 part2(args, cache, url)
