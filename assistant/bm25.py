@@ -17,7 +17,7 @@ import json
 import re
 import shutil
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -48,11 +48,6 @@ def tokenize(texts: Sequence[str], return_ids: bool):
 def chunk_record(c: Chunk) -> dict:
     return {"id": c.chunk_id, "p": c.paper_id, "t": c.title, "x": c.text, "i": c.position,
             "n": c.n_chunks, "y": c.year, "c": list(c.categories), "s": list(c.sources)}
-
-
-def write_chunks(fh, chunks: Iterable[Chunk]) -> None:
-    """Chunks as chunks.jsonl lines (one `chunk_record` a line) to the open text file `fh`."""
-    fh.writelines(json.dumps(chunk_record(c), ensure_ascii=False) + "\n" for c in chunks)
 
 
 def chunk_of(r: dict) -> Chunk:
@@ -165,16 +160,20 @@ def write_parts(tmp: Path, retriever, df: dict[str, int], generation: str, n_chu
 
 def is_current(folder: Path, generation: str, chunks: int | None = None) -> bool:
     """Whether the saved index in `folder` is this generation's and whole (without loading it),
-    and, given the store's chunk count, holds as many chunks."""
+    and, given the store's chunk count, holds as many chunks. One saved before the chunk table
+    (chunk_table.py) existed is not: it is rebuilt."""
+    from .chunk_table import ChunkTable
+
     try:
         meta = json.loads((folder / "meta.json").read_text())
         with open(folder / "chunks.jsonl", "rb") as fh:
             lines = sum(1 for _ in fh)
         json.loads((folder / "df.json").read_text())
         return (meta["generation"] == generation and meta["chunks"] == lines
+                and len(ChunkTable.load(folder)) == lines
                 and (chunks is None or lines == chunks)
                 and (lines == 0 or (folder / "bm25").is_dir()))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, EOFError):
         return False
 
 
@@ -216,11 +215,13 @@ def write_for_store(store, folder: Path, on_paper: Callable[[str, list[Chunk]], 
     generation = store.generation
 
     def fill(tmp: Path) -> None:
-        builder, groups, n = Builder(), PaperGroups(), 0
-        with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
+        from .chunk_table import TableWriter
+
+        builder, groups, table, n = Builder(), PaperGroups(), TableWriter(), 0
+        with open(tmp / "chunks.jsonl", "wb") as fh:
             for page in store.iter_chunk_pages(PAGE):
                 builder.add([c.embed_text for c in page])
-                write_chunks(fh, page)
+                table.write(fh, page)
                 n += len(page)
                 for paper_id, chunks in groups.feed(page) if on_paper else ():
                     on_paper(paper_id, chunks)
@@ -229,6 +230,7 @@ def write_for_store(store, folder: Path, on_paper: Callable[[str, list[Chunk]], 
         retriever, df = builder.finish()
         if extras is not None:
             extras(tmp, groups.exact)
+        table.save(tmp)
         write_parts(tmp, retriever, df, generation, n)
 
     swap_in(folder, fill)

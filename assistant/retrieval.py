@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from . import bm25
-from .bm25 import bm25_text, chunk_of
+from .bm25 import bm25_text
 from .bm25 import tokenize as _tokenize
+from .chunk_table import ChunkTable, PaperChunks, TableWriter
 from .config import Settings
 from .store import Store
 from .text import valid_text
@@ -114,9 +115,13 @@ def matches(chunk: Chunk, filters: Filters | None) -> bool:
 
 
 class BM25Index:
-    """bm25s over chunk texts (title + chunk), persisted beside the store, keyed by generation."""
+    """bm25s over chunk texts (title + chunk), persisted beside the store, keyed by generation.
 
-    def __init__(self, retriever, chunks: list[Chunk], generation: str, df: dict[str, int]) -> None:
+    `chunks` is a ChunkTable: the chunks by number (`len`, `chunks[i]`, iteration), read from
+    chunks.jsonl on demand when loaded; bm25s's arrays are memory-mapped (chunk_table.py).
+    """
+
+    def __init__(self, retriever, chunks: ChunkTable, generation: str, df: dict[str, int]) -> None:
         self._retriever = retriever
         self.chunks = chunks
         self.generation = generation
@@ -156,14 +161,16 @@ class BM25Index:
         builder = bm25.Builder()
         builder.add([c.embed_text for c in chunks])
         retriever, df = builder.finish()
-        return cls(retriever, chunks, generation, df)
+        return cls(retriever, ChunkTable.from_chunks(chunks), generation, df)
 
     def save(self, folder: Path) -> None:
         """Write the index to a temporary folder beside `folder`, then swap it into place."""
 
         def fill(tmp: Path) -> None:
-            with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as fh:
-                bm25.write_chunks(fh, self.chunks)
+            table = TableWriter()
+            with open(tmp / "chunks.jsonl", "wb") as fh:
+                table.write(fh, self.chunks)
+            table.save(tmp)
             bm25.write_parts(tmp, self._retriever, self._df, self.generation, len(self.chunks))
 
         bm25.swap_in(folder, fill)
@@ -177,17 +184,16 @@ class BM25Index:
             meta = (folder / "meta.json").read_text()
             if json.loads(meta)["generation"] != generation:
                 return None
-            with open(folder / "chunks.jsonl", encoding="utf-8") as fh:
-                chunks = [chunk_of(json.loads(line)) for line in fh]
-            retriever = bm25s.BM25.load(str(folder / "bm25")) if chunks else bm25s.BM25()
+            chunks = ChunkTable.load(folder)  # none (an index saved before it), or cut: rebuilt
+            retriever = bm25s.BM25.load(str(folder / "bm25"), mmap=True) if len(chunks) else bm25s.BM25()
             df = json.loads((folder / "df.json").read_text())
             # A truncated chunks.jsonl, or a save swapped in while we read: not this index.
-            if json.loads(meta).get("chunks", len(chunks)) != len(chunks):
+            if json.loads(meta)["chunks"] != len(chunks):
                 return None
             if (folder / "meta.json").read_text() != meta:
                 return None
             names = _load_names(folder / "names.json")
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, EOFError):  # np.load of an empty file: EOFError
             return None
         index = cls(retriever, chunks, generation, df)
         if names is not None:
@@ -207,6 +213,7 @@ class BM25Index:
             index = cls.build(list(store.iter_chunks()), store.generation)
             with contextlib.suppress(OSError):
                 index.save(folder)
+                index = cls.load(folder, store.generation) or index  # the list is let go
         return index
 
     @classmethod
@@ -234,11 +241,9 @@ class BM25Index:
 
     # --- fields derived from the chunks (built on first use, ~0.1 s per 1,000 chunks) -------
     @cached_property
-    def paper_chunks(self) -> dict[str, list[Chunk]]:
-        out: dict[str, list[Chunk]] = {}
-        for c in self.chunks:
-            out.setdefault(c.paper_id, []).append(c)
-        return out
+    def paper_chunks(self) -> PaperChunks:
+        """paper_id -> its chunks (a Mapping read from the table on demand)."""
+        return PaperChunks(self.chunks)
 
     @cached_property
     def names(self) -> dict[str, tuple[list[tuple[str, str]], int]]:
@@ -252,11 +257,15 @@ class BM25Index:
             table.add(paper_id, chunks)
         return table.result()
 
-    @cached_property
-    def _title_terms(self) -> dict[str, set[str]]:
-        ids = list(self.paper_chunks)
-        titles = _tokenize([self.paper_chunks[p][0].title for p in ids], False) if ids else []
-        return {p: set(t) for p, t in zip(ids, titles)}
+    def _title_terms(self, paper_ids) -> dict[str, set[str]]:
+        """Stemmed terms of each paper's title, for the papers asked about, cached per paper
+        (tokenizing every title up front cost ~10 s at 200,000 papers)."""
+        cache = self.__dict__.setdefault("_titles_cache", {})
+        todo = [(p, cs[0].title) for p in dict.fromkeys(paper_ids)
+                if p not in cache and (cs := self.paper_chunks.get(p))]
+        for (p, _), terms in zip(todo, _tokenize([t for _, t in todo], False) if todo else []):
+            cache[p] = set(terms)
+        return cache
 
     def _chunk_terms(self, chunks: Sequence[Chunk]) -> list[set[str]]:
         """Stemmed terms of each chunk's title + text, cached per chunk."""
@@ -311,8 +320,10 @@ class BM25Index:
         idf = {t: math.log(1 + n / (1 + self._df.get(t, 0))) for t in words}
         total = sum(idf.values())
         out = {}
+        paper_ids = list(paper_ids)
+        titles = self._title_terms(paper_ids)
         for p in paper_ids:
-            terms = self._title_terms.get(p, set())
+            terms = titles.get(p, set())
             score = sum(w for t, w in idf.items() if t in terms) / total
             if score > 0:
                 out[p] = score
@@ -326,11 +337,11 @@ class BM25Index:
             return []
         mask = None
         if filters is not None and not filters.is_empty():
-            mask = np.array([matches(c, filters) for c in self.chunks], dtype=np.float32)
+            mask = self.chunks.mask(filters).astype(np.float32)  # = matches() per chunk
         ids, scores = self._retriever.retrieve(
             tokens, k=min(n, len(self.chunks)), show_progress=False, weight_mask=mask, n_threads=1
         )
-        return [(self.chunks[i], float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
+        return [(self.chunks[int(i)], float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
 
 
 class NameTable:

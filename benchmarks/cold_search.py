@@ -15,6 +15,14 @@ overhead; read its numbers as shares.
 
 The store is the shared benchmark store of the bundled corpus (built once by ingest) unless
 --store is given; PAPERS_STORE_DIR / PAPERS_CACHE_DIR point the command at it.
+
+    .venv/bin/python benchmarks/cold_search.py --synthetic 100000 --root /tmp/pab-rss
+
+--synthetic N: a new `papers search` process on a synthetic store of N chunks (search_bench's
+texts, random 384-d vectors; built once under --root and reused): its peak RSS (the child's
+ru_maxrss) and wall seconds to its first result, median of --runs after one untimed run (which
+also builds the BM25 folder if the saved one is not current). Run it with PYTHONPATH pointing at
+another checkout to compare versions on the same store.
 """
 
 from __future__ import annotations
@@ -90,6 +98,60 @@ def child_phases(query: str) -> None:
     print(json.dumps(phases))
 
 
+# --- a synthetic store: peak RSS and seconds of a new search process -------------------------
+def synthetic_store(n: int, root: Path, cache_dir) -> Path:
+    """The store of n synthetic chunks under root, built on first use (~7 min per 100,000)."""
+    import numpy as np
+    import search_bench
+
+    from assistant.store import Store
+
+    folder = root / f"syn-{n}"
+    if (folder / "done").exists():
+        return folder
+    settings = common.make_settings(folder, cache_dir)
+    chunks, metas = search_bench.synthetic_records(n, 0, settings.cache_dir)
+    rng = np.random.default_rng(1)
+    store = Store.open(settings, create=True)
+    for i in range(0, n, 5000):
+        vectors = rng.standard_normal((len(chunks[i:i + 5000]), 384), dtype=np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        store.upsert(chunks[i:i + 5000], vectors, metas[i:i + 5000])
+        print(f"  upserted {min(i + 5000, n):,}/{n:,}", file=sys.stderr, flush=True)
+    store.bump_generation()
+    (folder / "done").write_text("")
+    return folder
+
+
+def timed_rss(cmd: list[str], env: dict, cwd: Path) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS in MB, return code) of one child process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    return time.perf_counter() - t0, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+
+
+def synthetic_rss(args) -> None:
+    import assistant
+
+    cache_dir = args.cache_dir or common.default_cache_dir()
+    for n in args.synthetic:
+        folder = synthetic_store(n, args.root, cache_dir)
+        env = {**os.environ, "PAPERS_STORE_DIR": str(folder), "PAPERS_CACHE_DIR": str(cache_dir)}
+        for var in ("PAPERS_CHROMA_URL", "PAPERS_CHROMA_TOKEN"):
+            env.pop(var, None)
+        # Run from the store's folder: `-m` puts the working directory first on sys.path, so
+        # from a checkout it would import that checkout's code whatever PYTHONPATH says.
+        cmd = [sys.executable, "-m", "assistant", "search", args.query]
+        wall, rss, rc = timed_rss(cmd, env, folder)  # untimed: page cache, the BM25 folder if stale
+        print(f"{n:,} chunks, code {Path(assistant.__file__).parent.parent}: first run {wall:.1f} s, "
+              f"{rss:.0f} MB, exit {rc}")
+        runs = [timed_rss(cmd, env, folder) for _ in range(args.runs)]
+        common.table(["chunks", "median s", "min s", "max s", "peak RSS MB (median)"],
+                     [(f"{n:,}", common.median([r[0] for r in runs]), min(r[0] for r in runs),
+                       max(r[0] for r in runs), common.median([r[1] for r in runs]))], digits=2)
+
+
 # --- importtime ------------------------------------------------------------------------------
 LINE = re.compile(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)")
 
@@ -142,7 +204,15 @@ def main(argv=None) -> int:
     ap.add_argument("--store", type=Path, default=None, help="an existing store of the bundled corpus")
     ap.add_argument("--cache-dir", type=Path, default=None, help="PAPERS_CACHE_DIR (default: benchmark cache)")
     ap.add_argument("--child-phases", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--synthetic", type=int, nargs="+", default=None,
+                    help="peak RSS and seconds on synthetic stores of these many chunks")
+    ap.add_argument("--root", type=Path, default=Path("/tmp/pab-rss"), help="where --synthetic keeps its stores")
     args = ap.parse_args(argv)
+    if args.synthetic:
+        common.header("a new `papers search` process on synthetic stores: peak RSS, seconds")
+        synthetic_rss(args)
+        common.footer()
+        return 0
     if args.child_phases:
         child_phases(args.query)
         return 0
