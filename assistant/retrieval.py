@@ -202,18 +202,21 @@ class BM25Index:
 
     @classmethod
     def for_store(cls, store: Store) -> "BM25Index":
-        """The store's BM25 index: loaded from beside the store, or built from it and saved.
+        """The store's BM25 index: loaded from beside the store, or built from it page by page
+        (as ingest does, names.json included), saved and loaded.
 
         Saving is a cache here: a search on a read-only or full store still gets its index
-        (built in memory). Ingest saves through `refresh`, which reports such failures.
+        (built in memory from every chunk). Ingest saves through `refresh`, which reports such
+        failures.
         """
         folder = store.local_dir() / "bm25"
         index = cls.load(folder, store.generation)
-        if index is None:
-            index = cls.build(list(store.iter_chunks()), store.generation)
+        if index is None:  # rebuilt page by page as ingest does (an index saved by older code too)
             with contextlib.suppress(OSError):
-                index.save(folder)
-                index = cls.load(folder, store.generation) or index  # the list is let go
+                cls._write(store, folder)
+                index = cls.load(folder, store.generation)
+        if index is None:  # not saved: held in memory for this process
+            index = cls.build(list(store.iter_chunks()), store.generation)
         return index
 
     @classmethod
@@ -226,18 +229,23 @@ class BM25Index:
         folder = store.local_dir() / "bm25"
         if bm25.is_current(folder, store.generation, chunks=store.count()):
             return
+        try:
+            cls._write(store, folder)
+        except OSError as exc:
+            from .store import store_failure
+
+            raise (store_failure(exc, str(folder.parent)) or exc) from None
+
+    @staticmethod
+    def _write(store: Store, folder: Path) -> None:
+        """The store's index saved to `folder` page by page, with its names table."""
         table = NameTable()
 
         def save_names(tmp: Path, exact: bool) -> None:
             if exact:  # else left to the first search (a paper's chunks were not together)
                 (tmp / "names.json").write_text(json.dumps(table.result(), ensure_ascii=False))
 
-        try:
-            bm25.write_for_store(store, folder, on_paper=table.add, extras=save_names)
-        except OSError as exc:
-            from .store import store_failure
-
-            raise (store_failure(exc, str(folder.parent)) or exc) from None
+        bm25.write_for_store(store, folder, on_paper=table.add, extras=save_names)
 
     # --- fields derived from the chunks (built on first use, ~0.1 s per 1,000 chunks) -------
     @cached_property
