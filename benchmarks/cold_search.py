@@ -21,7 +21,8 @@ The store is the shared benchmark store of the bundled corpus (built once by ing
 --synthetic N: a new `papers search` process on a synthetic store of N chunks (search_bench's
 texts, random 384-d vectors; built once under --root and reused): its peak RSS (the child's
 ru_maxrss) and wall seconds to its first result, median of --runs after one untimed run (which
-also builds the BM25 folder if the saved one is not current). Run it with PYTHONPATH pointing at
+also builds the BM25 folder if the saved one is not current); then, in a fresh process, the BM25
+side alone: BM25Index.load's seconds and added RSS, BM25Index.search's ms with and without filters. Run it with PYTHONPATH pointing at
 another checkout to compare versions on the same store.
 """
 
@@ -131,6 +132,34 @@ def timed_rss(cmd: list[str], env: dict, cwd: Path) -> tuple[float, float, int]:
     return time.perf_counter() - t0, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
 
 
+def child_bm25(folder: Path) -> None:
+    """Runs in a fresh process: BM25Index.load's seconds and added peak RSS, then the mean ms
+    of BM25Index.search (100 chunks) unfiltered, with a year and with a category filter."""
+    import resource
+
+    import bm25s  # noqa: F401  (imports are not part of the load)
+    import Stemmer  # noqa: F401
+
+    from assistant.retrieval import BM25Index
+    from assistant.store import Store
+    from assistant.types import Filters
+
+    store = Store.open(common.make_settings(folder))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0 = time.perf_counter()
+    index = BM25Index.load(store.local_dir() / "bm25", store.generation)
+    load = time.perf_counter() - t0
+    added = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss
+    out = []
+    for name, f in (("none", None), ("year>=2020", Filters(year_min=2020)), ("category", Filters(category="cs.LG"))):
+        index.search("stability gap", 100, f)
+        t0 = time.perf_counter()
+        for _ in range(5):
+            index.search("stability gap continual pre-training", 100, f)
+        out.append(f"{name} {(time.perf_counter() - t0) / 5 * 1000:.0f} ms")
+    print(f"BM25Index.load {load:.2f} s, peak RSS +{added:.0f} MB; search: {', '.join(out)}")
+
+
 def synthetic_rss(args) -> None:
     import assistant
 
@@ -150,6 +179,9 @@ def synthetic_rss(args) -> None:
         common.table(["chunks", "median s", "min s", "max s", "peak RSS MB (median)"],
                      [(f"{n:,}", common.median([r[0] for r in runs]), min(r[0] for r in runs),
                        max(r[0] for r in runs), common.median([r[1] for r in runs]))], digits=2)
+        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child-bm25", str(folder)],
+                              env=env, cwd=folder, capture_output=True, text=True)
+        print(proc.stdout.strip() or proc.stderr.strip()[-500:])
 
 
 # --- importtime ------------------------------------------------------------------------------
@@ -206,8 +238,12 @@ def main(argv=None) -> int:
     ap.add_argument("--child-phases", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--synthetic", type=int, nargs="+", default=None,
                     help="peak RSS and seconds on synthetic stores of these many chunks")
+    ap.add_argument("--child-bm25", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--root", type=Path, default=Path("/tmp/pab-rss"), help="where --synthetic keeps its stores")
     args = ap.parse_args(argv)
+    if args.child_bm25:
+        child_bm25(args.child_bm25)
+        return 0
     if args.synthetic:
         common.header("a new `papers search` process on synthetic stores: peak RSS, seconds")
         synthetic_rss(args)
