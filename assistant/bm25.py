@@ -177,6 +177,16 @@ def is_current(folder: Path, generation: str, chunks: int | None = None) -> bool
         return False
 
 
+def older_format(folder: Path, generation: str) -> bool:
+    """A whole index of this generation saved before the chunk table existed (an upgrade, not
+    damage): the next search rebuilds it, page by page."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        return meta["generation"] == generation and not (folder / "table").exists()
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 class PaperGroups:
     """Chunks in store order -> (paper_id, its chunks) as soon as a paper's n_chunks are seen.
 

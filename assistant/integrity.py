@@ -33,6 +33,7 @@ class CheckReport:
     incomplete_papers: int = 0  # papers with chunks missing (a stopped ingest)
     bm25_problem: str | None = None
     damage: list[str] = field(default_factory=list)
+    bm25_older: bool = False  # saved by an older version: rebuilt by the next search, no damage
 
     @property
     def ok(self) -> bool:
@@ -41,8 +42,10 @@ class CheckReport:
     def line(self) -> str:
         """One line: what was checked, or what is wrong and what to do."""
         if self.ok:
+            bm25_state = ("BM25 index saved by an older version (the next search rebuilds it)"
+                          if self.bm25_older else f"BM25 index current ({self.chunks} chunks)")
             return (f"store {self.where}: {self.papers} papers, {self.chunks} chunks; every chunk "
-                    f"has its vector; BM25 index current ({self.chunks} chunks)")
+                    f"has its vector; {bm25_state}")
         return (f"the store at {self.where} is damaged: {'; '.join(self.damage)}: repair it with "
                 "`papers check --repair` (or any `papers ingest`)")
 
@@ -65,11 +68,12 @@ def check(settings: Settings) -> CheckReport:
                       "dense search cannot find them")
     if incomplete:
         damage.append(f"{incomplete} papers miss some of their chunks (an ingest was stopped)")
-    bm25_problem = _bm25_problem(store, chunks)
+    older = bm25.older_format(store.local_dir() / "bm25", store.generation)
+    bm25_problem = None if older else _bm25_problem(store, chunks)
     if bm25_problem:
         damage.append(bm25_problem)
     return CheckReport(describe_location(settings), len(states), chunks, tuple(lost), lost_papers,
-                       incomplete, bm25_problem, damage)
+                       incomplete, bm25_problem, damage, older)
 
 
 def _bm25_problem(store: Store, chunks: int) -> str | None:

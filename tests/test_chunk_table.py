@@ -114,3 +114,19 @@ def test_loaded_search_equals_built(bundled_store):
     for q in ["stability gap", "protein folding", "tabular data", "sparse attention long context"]:
         for f in (None, Filters(year_min=2023), Filters(category="cs.CL")):
             assert loaded.search(q, 40, f) == built.search(q, 40, f)
+
+
+def test_papers_check_calls_an_index_from_before_the_table_an_upgrade_not_damage(bundled_store, tmp_path):
+    from assistant.integrity import check
+
+    settings = bundled_store.model_copy(update={"store_dir": tmp_path / "store"})
+    shutil.copytree(bundled_store.store_dir, settings.store_dir)
+    store = Store.open(settings)
+    BM25Index.refresh(store)
+    shutil.rmtree(settings.store_dir / "bm25" / "table")  # as the code before the table saved it
+    report = check(settings)
+    assert report.ok and report.bm25_older
+    assert report.line().endswith("BM25 index saved by an older version (the next search rebuilds it)")
+    (settings.store_dir / "bm25" / "chunks.jsonl").write_bytes(b"")  # cut short as well: damage
+    (settings.store_dir / "bm25" / "meta.json").write_text("{}")
+    assert not check(settings).ok
