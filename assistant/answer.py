@@ -194,9 +194,11 @@ class Assistant:
         from .embeddings import embedder_identity
         from .store import describe_location
 
-        states = self.store.paper_states()
-        return {"papers": len(states), "chunks": self.store.count(),
-                "store": describe_location(self.settings), "embedding_model": embedder_identity(self.settings)["embedding_model"],
+        # Papers counted by their first chunks' ids: the chat's banner shows this at start, and
+        # paper_states() would read every chunk's metadata into a dict of every paper.
+        return {"papers": self.store.paper_count(), "chunks": self.store.count(),
+                "store": describe_location(self.settings),
+                "embedding_model": embedder_identity(self.settings)["embedding_model"],
                 "chunk_size": self.settings.chunk_size, "chunk_overlap": self.settings.chunk_overlap}
 
     def ask(self, question: str, history: History = None, **options) -> Answer:
