@@ -63,12 +63,20 @@ def evidence_text(sources: Sequence[Source], related: Sequence[Related], more: i
     if related:
         lines.append(f"{RELATED_HEADER} " + "; ".join(_label(r.title, r.year) for r in related))
     if more:
-        lines.append(f"{more} more paper{'s' if more != 1 else ''} answer{'' if more != 1 else 's'}"
-                     " this (/more in the chat).")
+        lines.append(f"{more_phrase(more)} (/more in the chat).")
     if left_out:
-        lines.append(f"{left_out} sentence{'s' if left_out != 1 else ''} of the model's answer "
-                     "left out: not found in the quotes, or only restating the question.")
+        lines.append(left_out_line(left_out))
     return "\n".join(lines)
+
+
+def more_phrase(n: int) -> str:
+    """"3 more papers answer this", "1 more paper answers this"."""
+    return f"{n} more paper{'s' if n != 1 else ''} answer{'' if n != 1 else 's'} this"
+
+
+def left_out_line(n: int) -> str:
+    return (f"{n} sentence{'s' if n != 1 else ''} of the model's answer left out: not found in "
+            "the quotes, or only restating the question.")
 
 
 def lead_text(sources: Sequence[Source], more: Sequence[Source]) -> str:

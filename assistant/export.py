@@ -19,7 +19,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-from .answer_text import EVIDENCE_HEADER, RELATED_HEADER, readable
+from .answer_text import EVIDENCE_HEADER, RELATED_HEADER, left_out_line, more_phrase, readable
 from .text import clean
 from .types import Answer, Paper
 
@@ -58,12 +58,10 @@ def _notes(answer: Answer) -> list[str]:
         notes.append(f"{RELATED_HEADER} " + "; ".join(label(r.title, r.year)
                                                        for r in answer.related))
     if answer.more:
-        notes.append(f"{len(answer.more)} more paper{'s' if len(answer.more) != 1 else ''} "
-                     "answer this: " + "; ".join(label(s.title, s.year) for s in answer.more))
+        notes.append(f"{more_phrase(len(answer.more))}: "
+                     + "; ".join(label(s.title, s.year) for s in answer.more))
     if answer.left_out:
-        n = len(answer.left_out)
-        notes.append(f"{n} sentence{'s' if n != 1 else ''} of the model's answer left out: not "
-                     "found in the quotes, or only restating the question.")
+        notes.append(left_out_line(len(answer.left_out)))
     return [x for note in notes for x in ("", note)]
 
 
