@@ -55,12 +55,15 @@ RELATED_MAX = 3
 # "Which papers ...", "What work ...", "Are there papers ...", "anything here on ...": the asker
 # wants every paper that answers, not the one best.
 _LIST = re.compile(
-    r"\b(which|what|list|find|show|name|recommend)\s+(\w+\s+){0,2}(papers|works?|studies|"
+    r"\b(which|what|list|find|show|name|recommend)\s+([\w-]+\s+){0,2}(papers|works?|studies|"
     r"methods|approaches|techniques|models|articles|publications|systems|datasets|benchmarks|"
     r"reports|frameworks)\b"
     r"|\b(are there|is there any|do you have|anything|what do you have|any)\b.{0,30}\b(papers?|"
     r"works?|studies|research|on|about)\b"
-    r"|^\s*(papers|work|research|studies)\s+(on|about)\b",
+    r"|^\s*(papers|work|research|studies)\s+(on|about)\b"
+    # "wich papers ...", "any papers ...", "recent works ...": one word, then the papers asked for
+    r"|^\W*(?!(some|two|both|these|those|the|my|our|few|many|most)\b)\w{2,7}\s+"
+    r"(papers|works|studies)\b",
     re.IGNORECASE,
 )
 # Conversational framing: a word of it missing from the papers says nothing about the topic.

@@ -524,8 +524,10 @@ def test_acronym_questions_use_an_acronym_their_paper_defines(corpus):
 
 
 def test_splits_are_balanced_by_kind_and_tag():
-    """dev and test were split together; test2 was written later, on its own."""
-    questions = [q for q in _question_set() if q.split in ("dev", "test")]
+    """dev and test were split together; test2 and the dev2-* questions were written later, on
+    their own (dev2: 40 more dev questions from the 89 papers no other question used)."""
+    questions = [q for q in _question_set() if q.split in ("dev", "test")
+                 and not q.id.startswith("dev2-")]
     test = [q for q in questions if q.split == "test"]
     assert abs(2 * len(test) - len(questions)) <= 2
     for kind in KINDS:
