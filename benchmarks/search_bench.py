@@ -259,6 +259,39 @@ def synthetic(args) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def existing(args) -> None:
+    """Warm search on a synthetic store built earlier (cold_search.py --synthetic N keeps them
+    under its --root): the 1M-chunk figures without building the store again (~2 h here)."""
+    import resource
+
+    import numpy as np
+
+    from assistant.retrieval import BM25Index, Retriever
+    from assistant.store import Store
+    from assistant.types import Filters
+
+    settings = common.make_settings(args.existing, args.cache_dir)
+    rng = np.random.default_rng(args.seed + 1)
+
+    def random_embed(texts):
+        v = rng.standard_normal((len(texts), 384), dtype=np.float32)
+        return list(v / np.linalg.norm(v, axis=1, keepdims=True))
+
+    with common.timed() as t:
+        store = Store.open(settings)
+        bm25 = BM25Index.for_store(store)
+    n = store.count()
+    print(f"\nsynthetic store {args.existing}: {n:,} chunks; open + BM25 index {t.seconds:.1f} s, "
+          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    retriever = Retriever(settings, store, random_embed, bm25)
+    qs = queries(args.queries)
+    report(f"synthetic store {n:,} chunks, warm (random query vectors, real query words)",
+           measure(retriever, qs, args.warmup))
+    report(f"synthetic store {n:,} chunks, filter year_min=2020",
+           measure(retriever, qs[:20], 3, Filters(year_min=2020)))
+    print(f"peak RSS after the searches: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--queries", type=int, default=50, help="queries per measurement (default 50)")
@@ -273,9 +306,15 @@ def main(argv=None) -> int:
                     help="an existing store of the bundled corpus (default: the shared benchmark store)")
     ap.add_argument("--cache-dir", type=Path, default=None, help="PAPERS_CACHE_DIR (default: benchmark cache)")
     ap.add_argument("--keep", action="store_true", help="keep the synthetic store")
+    ap.add_argument("--existing", type=Path, default=None,
+                    help="only warm search on this synthetic store folder (e.g. /tmp/pab-rss/syn-1000000)")
     args = ap.parse_args(argv)
 
     common.header("warm search latency")
+    if args.existing:
+        existing(args)
+        common.footer()
+        return 0
     if not args.skip_bundled:
         bundled(args)
     if not args.skip_synthetic:
