@@ -196,6 +196,10 @@ class ChunkTable(Sequence[Chunk]):
             return int(order[lo])
         return None
 
+    def paper_of(self, i: int) -> int:
+        """The paper number of chunk i."""
+        return int(self._c["paper"][i])
+
     def paper_indices(self, j: int) -> list[int]:
         """The paper's chunk numbers, ascending (the order the chunks were stored in)."""
         ptr = self._c["pap_ptr"]

@@ -427,6 +427,37 @@ class Store:
         """Changes whenever the contents change; keys the BM25 index cached beside the store."""
         return str((self._collection.metadata or {}).get("generation", ""))
 
+    @property
+    def revision(self) -> int:
+        """A counter bumped with the generation; every chunk written carries the revision it
+        was written at (metadata `rev`), so a client's index refreshes from `chunks_since`.
+        0 for a store written before revisions existed (its chunks have no `rev`)."""
+        return int((self._collection.metadata or {}).get("revision", 0))
+
+    @property
+    def collection_id(self) -> str:
+        """Chroma's id of the collection: a rebuild swapped in is another collection."""
+        return str(self._collection.id)
+
+    def chunks_since(self, revision: int) -> Iterator[list[Chunk]]:
+        """Pages of the chunks written at `revision` or later (`rev` >= it)."""
+        for got in self._pages(["metadatas", "documents"], where={"rev": {"$gte": revision}}):
+            yield [chunk_from(cid, doc, meta)
+                   for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])]
+
+    def chunk_ids(self) -> Iterator[str]:
+        """Every chunk's id (no text or metadata: ~40 bytes a chunk on the wire)."""
+        for got in self._pages([], page=10_000):
+            yield from got["ids"]
+
+    def chunks_by_id(self, ids: Sequence[str]) -> list[Chunk]:
+        out: list[Chunk] = []
+        for i in range(0, len(ids), 1000):
+            got = self._collection.get(ids=list(ids[i : i + 1000]), include=["metadatas", "documents"])
+            out += [chunk_from(cid, doc, meta)
+                    for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])]
+        return out
+
     def count(self) -> int:
         return self._collection.count()
 
@@ -611,13 +642,14 @@ class Store:
         if len(chunks):
             self.check_dimension(len(embeddings[0]), record=True)
         step = self.max_batch
+        rev = self.revision  # what a client's refresh asks for (chunks_since)
         for i in range(0, len(chunks), step):
             part = chunks[i : i + step]
             self._collection.upsert(
                 ids=[c.chunk_id for c in part],
                 embeddings=[list(map(float, e)) for e in embeddings[i : i + step]],
                 documents=[c.text for c in part],
-                metadatas=list(metadatas[i : i + step]),
+                metadatas=[{**m, "rev": rev} for m in metadatas[i : i + step]],
             )
 
     def delete_chunks(self, chunk_ids: Iterable[str]) -> None:
@@ -633,7 +665,7 @@ class Store:
         return out
 
     def bump_generation(self) -> None:
-        self._set_metadata(generation=uuid.uuid4().hex)
+        self._set_metadata(generation=uuid.uuid4().hex, revision=self.revision + 1)
 
     def _set_metadata(self, **values: Any) -> None:
         meta = dict(self._collection.metadata or {})
