@@ -446,9 +446,35 @@ class Retriever:
         if filters is not None and (filters.category or filters.source):  # Chroma too
             filters = replace(filters, category=filters.category and valid_text(filters.category),
                               source=filters.source and valid_text(filters.source))
-        dense = self.store.query(self._embed([query])[0], s.candidates, filters)
+        vector = self._embed([query])[0]
+        if self.store.server_search.available():  # probed once per client and collection
+            fused = self.store.hybrid_query(vector, query, s.candidates, filters, rrf_k=s.rrf_k,
+                                            dense_weight=s.dense_weight, bm25_weight=s.bm25_weight)
+            if fused is not None:
+                return self.server_hits(fused, k)
+        dense = self.store.query(vector, s.candidates, filters)
         sparse = self.bm25.search(query, s.candidates, filters)
         return self.fuse(dense, sparse, k, query=query, filters=filters)
+
+    def server_hits(self, fused: list[tuple[Chunk, float, float]], k: int) -> list[Hit]:
+        """Papers ranked by their best chunk in the server's fused list (chroma_search.py).
+
+        The server's RRF is chunk-level and has no title or name boosts; the scores are divided
+        by the best possible (first in both lists), as `fuse` does."""
+        s = self.settings
+        best_possible = (s.dense_weight + s.bm25_weight) / (s.rrf_k + 1) or 1.0
+        papers: dict[str, list] = {}
+        for chunk, score, cosine in fused:
+            entry = papers.setdefault(chunk.paper_id, [score, cosine, []])
+            entry[1] = max(entry[1], cosine)
+            entry[2].append(chunk)
+        hits = []
+        for rank, (paper_id, (score, cosine, chunks)) in enumerate(list(papers.items())[:k], start=1):
+            first = chunks[0]
+            hits.append(Hit(rank=rank, paper_id=paper_id, title=first.title, score=score / best_possible,
+                            chunks=tuple(chunks), dense_similarity=cosine, bm25_score=None, year=first.year,
+                            categories=first.categories, sources=first.sources))
+        return hits
 
     def fuse(self, dense, sparse, k: int, query: str | None = None,
              filters: Filters | None = None) -> list[Hit]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from . import chroma_search
 from .config import DEFAULT_LIBRARY, Settings
 from .errors import (
     PapersError,
@@ -293,7 +294,9 @@ class Store:
             if not create:
                 raise cls.missing_error(settings) from None
             with translated(where):
-                collection = client.create_collection(
+                # With the server's BM25 sparse index where it takes one (chroma_search.py).
+                collection = chroma_search.create_collection(
+                    client,
                     settings.collection,
                     embedding_function=None,
                     metadata={**expected, "generation": uuid.uuid4().hex},
@@ -607,6 +610,34 @@ class Store:
                 got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0]
             )
         ]
+
+    @property
+    def server_search(self) -> chroma_search.ServerSearch:
+        """Hybrid search in the server: `.available()` probes once (chroma_search.py)."""
+        if "_server_search" not in self.__dict__:
+            inner = self._collection._inner
+            self.__dict__["_server_search"] = chroma_search.ServerSearch(
+                inner, self.local_dir() / "server-search.json" if self.settings.chroma_url else None)
+        return self.__dict__["_server_search"]
+
+    def hybrid_query(self, embedding, query: str, n: int, filters: Filters | None = None,
+                     **weights) -> list[tuple[Chunk, float, float]] | None:
+        """Dense + BM25 fused in the server: [(chunk, fused score, cosine similarity)], best
+        first; None where the server cannot (the caller searches on the client side)."""
+        self.check_dimension(len(embedding))
+        with translated(describe_location(self.settings)):
+            got = self.server_search.hybrid(embedding, query, n, where_filter(filters), **weights)
+        if got is None:
+            return None
+        import numpy as np
+
+        q = np.asarray(embedding, dtype=np.float32)
+        q = q / (np.linalg.norm(q) or 1.0)
+        out = []
+        for cid, doc, meta, score, emb in got:
+            v = np.asarray(emb, dtype=np.float32)
+            out.append((chunk_from(cid, doc, meta), score, float(q @ v / (np.linalg.norm(v) or 1.0))))
+        return out
 
     def paper(self, paper_id: str) -> Paper | None:
         """The full record of one paper (abstract from its first chunk)."""
