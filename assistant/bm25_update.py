@@ -59,7 +59,7 @@ def update(store, folder: Path) -> bool:
         changed.update((c.chunk_id, c) for c in page)
         if len(changed) > limit:
             return False
-    row = {c.chunk_id: i for i, c in enumerate(old)}
+    row = {old.chunk_id(i): i for i in range(len(old))}
     drop = {row[cid] for cid in changed if cid in row}
     if store.count() != len(old) + sum(cid not in row for cid in changed):
         # Chunks were deleted (or written without `rev`): compare the ids.
@@ -75,7 +75,8 @@ def update(store, folder: Path) -> bool:
     def fill(tmp: Path) -> None:
         table = TableWriter()
         with open(tmp / "chunks.jsonl", "wb") as fh:
-            table.write(fh, (c for i, c in enumerate(old) if keep[i]))
+            for i in np.flatnonzero(keep).tolist():  # kept records copied, not encoded again
+                table.copy(fh, old.line(i), old[i])
             table.write(fh, fresh)
         builder.add_ids(flat[np.repeat(keep, lengths)], lengths[keep])
         for i in range(0, len(fresh), PAGE):
