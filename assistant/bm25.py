@@ -130,7 +130,8 @@ class Builder:
         when they are missing or do not fit each other."""
         b = cls()
         b.vocab = json.loads((folder / "vocab.json").read_text())
-        flat, lengths = np.load(folder / "terms.npy"), np.load(folder / "lengths.npy")
+        flat = np.load(folder / "terms.npy", mmap_mode="r")  # read once, through the page cache
+        lengths = np.load(folder / "lengths.npy")
         if flat.ndim != 1 or lengths.ndim != 1 or int(lengths.sum()) != len(flat):
             raise ValueError("terms do not fit their lengths")
         if len(flat) and int(flat.max()) >= len(b.vocab):

@@ -138,8 +138,10 @@ class ServerSearch:
             pass
 
     def hybrid(self, vector, query: str, n: int, where: dict | None, **weights: Any):
-        """[(id, document, metadata, fused score (higher is better), embedding)], best first;
-        None when the server refuses (then unavailable from now on)."""
+        """[(id, document, metadata, fused score (higher is better), cosine similarity to
+        `vector`)], best first; None when the server refuses (then unavailable from now on)."""
+        import numpy as np
+
         try:
             got = self._collection.search(search_request(vector, query, n, where, **weights))
         except Exception as exc:
@@ -150,4 +152,11 @@ class ServerSearch:
             return None
         cols = [got["ids"][0], got["documents"][0], got["metadatas"][0], got["scores"][0],
                 got["embeddings"][0]]
-        return [(cid, doc, meta, -float(score), emb) for cid, doc, meta, score, emb in zip(*cols)]
+        q = np.asarray(vector, dtype=np.float32)
+        q = q / (np.linalg.norm(q) or 1.0)
+
+        def cosine(v) -> float:  # what dense search reports (retrieval.Hit.dense_similarity)
+            v = np.asarray(v, dtype=np.float32)
+            return float(q @ v / (np.linalg.norm(v) or 1.0))
+
+        return [(cid, doc, meta, -float(score), cosine(emb)) for cid, doc, meta, score, emb in zip(*cols)]

@@ -627,17 +627,8 @@ class Store:
         self.check_dimension(len(embedding))
         with translated(describe_location(self.settings)):
             got = self.server_search.hybrid(embedding, query, n, where_filter(filters), **weights)
-        if got is None:
-            return None
-        import numpy as np
-
-        q = np.asarray(embedding, dtype=np.float32)
-        q = q / (np.linalg.norm(q) or 1.0)
-        out = []
-        for cid, doc, meta, score, emb in got:
-            v = np.asarray(emb, dtype=np.float32)
-            out.append((chunk_from(cid, doc, meta), score, float(q @ v / (np.linalg.norm(v) or 1.0))))
-        return out
+        return None if got is None else [(chunk_from(cid, doc, meta), score, cosine)
+                                         for cid, doc, meta, score, cosine in got]
 
     def paper(self, paper_id: str) -> Paper | None:
         """The full record of one paper (abstract from its first chunk)."""

@@ -24,8 +24,8 @@ from assistant.store import Store, where_filter
 from assistant.types import Filters
 
 prepare()
-from chromadb.api.types import Schema  # noqa: E402
-from chromadb.execution.expression import Knn, Limit, Rrf, Search, Select, Where  # noqa: E402
+from chromadb.api.types import Schema
+from chromadb.execution.expression import Knn, Limit, Rrf, Search, Select, Where
 
 
 def knns(node) -> list[dict]:
