@@ -22,6 +22,7 @@ import numpy as np
 from .bm25 import chunk_of, chunk_record
 from .types import Chunk, Filters
 
+_DECODER = json.JSONDecoder()
 NO_YEAR = np.iinfo(np.int64).min  # a chunk without a year: refused by any year bound, as in matches()
 _LIMIT = 2**62  # a year bound beyond it is clamped (an int64 comparison must not overflow)
 ARRAYS = ("offsets", "paper", "year", "cat_ptr", "cat_idx", "src_ptr", "src_idx",
@@ -59,6 +60,11 @@ class TableWriter:
             self.cats.setdefault(name, array("i")).append(i)
         for name in c.sources:
             self.srcs.setdefault(name, array("i")).append(i)
+
+    def copy(self, fh, line: bytes, c: Chunk) -> None:
+        """A record kept as it was written (`ChunkTable.line`), with its chunk's columns."""
+        fh.write(line)
+        self.add(c, len(line))
 
     def write(self, fh, chunks) -> None:
         """Chunks as chunks.jsonl lines to the binary file `fh`, each one's columns noted."""
@@ -144,7 +150,20 @@ class ChunkTable(Sequence[Chunk]):
         def fetch(i: int) -> Chunk:
             return chunk_of(json.loads(bytes(text[offsets[i]:offsets[i + 1]])))
 
-        return cls(c, meta, fetch)
+        table = cls(c, meta, fetch)
+        table.line = lambda i: bytes(text[offsets[i]:offsets[i + 1]])
+        return table
+
+    def line(self, i: int) -> bytes:
+        """Chunk i's record as chunks.jsonl holds it (a loaded table only)."""
+        raise TypeError("an index built in memory has no chunks.jsonl")
+
+    def chunk_id(self, i: int) -> str:
+        """Chunk i's id, decoded alone from the start of its record ({"id": ..., ...})."""
+        line = self.line(i).decode("utf-8", "surrogatepass")
+        if line.startswith('{"id": '):
+            return _DECODER.raw_decode(line, 7)[0]
+        return json.loads(line)["id"]
 
     def __len__(self) -> int:
         return self._n
@@ -195,6 +214,10 @@ class ChunkTable(Sequence[Chunk]):
         if lo < self.n_papers and self.paper_id(int(order[lo])) == paper_id:
             return int(order[lo])
         return None
+
+    def paper_of(self, i: int) -> int:
+        """The paper number of chunk i."""
+        return int(self._c["paper"][i])
 
     def paper_indices(self, j: int) -> list[int]:
         """The paper's chunk numbers, ascending (the order the chunks were stored in)."""

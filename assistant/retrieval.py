@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bm25
+from . import bm25, bm25_update
 from .bm25 import bm25_text
 from .bm25 import tokenize as _tokenize
 from .chunk_table import ChunkTable, PaperChunks, TableWriter
@@ -202,8 +202,9 @@ class BM25Index:
 
     @classmethod
     def for_store(cls, store: Store) -> "BM25Index":
-        """The store's BM25 index: loaded from beside the store, or built from it page by page
-        (as ingest does, names.json included), saved and loaded.
+        """The store's BM25 index: loaded from beside the store, refreshed from the chunks that
+        changed since it was saved (bm25_update.py), or built from it page by page (as ingest
+        does, names.json included), saved and loaded.
 
         Saving is a cache here: a search on a read-only or full store still gets its index
         (built in memory from every chunk). Ingest saves through `refresh`, which reports such
@@ -211,9 +212,10 @@ class BM25Index:
         """
         folder = store.local_dir() / "bm25"
         index = cls.load(folder, store.generation)
-        if index is None:  # rebuilt page by page as ingest does (an index saved by older code too)
+        if index is None:  # refreshed from the changes, else rebuilt page by page as ingest does
             with contextlib.suppress(OSError):
-                cls._write(store, folder)
+                if not bm25_update.update(store, folder):
+                    cls._write(store, folder)
                 index = cls.load(folder, store.generation)
         if index is None:  # not saved: held in memory for this process
             index = cls.build(list(store.iter_chunks()), store.generation)
@@ -230,6 +232,9 @@ class BM25Index:
         if bm25.is_current(folder, store.generation, chunks=store.count()):
             return
         try:
+            if bm25_update.update(store, folder) and bm25.is_current(folder, store.generation,
+                                                                     chunks=store.count()):
+                return
             cls._write(store, folder)
         except OSError as exc:
             from .store import store_failure
@@ -244,6 +249,7 @@ class BM25Index:
         def save_names(tmp: Path, exact: bool) -> None:
             if exact:  # else left to the first search (a paper's chunks were not together)
                 (tmp / "names.json").write_text(json.dumps(table.result(), ensure_ascii=False))
+                table.save(tmp / "names-state.json")  # what a refresh updates (bm25_update.py)
 
         bm25.write_for_store(store, folder, on_paper=table.add, extras=save_names)
 
@@ -359,17 +365,48 @@ class NameTable:
         self._defined: dict[str, set[tuple[str, str]]] = {}
         self._mentions: Counter[str] = Counter()
 
-    def add(self, paper_id: str, chunks: Sequence[Chunk]) -> None:
-        """One paper, all its chunks in store order."""
+    @staticmethod
+    def _of(chunks: Sequence[Chunk]) -> tuple[set[str], set[str]]:
         title = chunks[0].title
         text = " ".join(c.text for c in chunks)
-        for name in defined_names(title, text):
-            self._defined.setdefault(name.casefold(), set()).add((name, paper_id))
         tokens = _QUERY_TOKEN.findall(f"{title} {text}")
-        self._mentions.update({t.casefold() for t in tokens} | {_singular(t).casefold() for t in tokens})
+        return defined_names(title, text), {t.casefold() for t in tokens} | {_singular(t).casefold() for t in tokens}
+
+    def add(self, paper_id: str, chunks: Sequence[Chunk]) -> None:
+        """One paper, all its chunks in store order."""
+        names, mentions = self._of(chunks)
+        for name in names:
+            self._defined.setdefault(name.casefold(), set()).add((name, paper_id))
+        self._mentions.update(mentions)
+
+    def remove(self, paper_id: str, chunks: Sequence[Chunk]) -> None:
+        """Undo `add(paper_id, chunks)` (a refresh replacing or dropping the paper)."""
+        names, mentions = self._of(chunks)
+        for name in names:
+            owners = self._defined.get(name.casefold(), set())
+            owners.discard((name, paper_id))
+            if not owners:
+                self._defined.pop(name.casefold(), None)
+        self._mentions.subtract(mentions)
+        for m in mentions:
+            if self._mentions[m] <= 0:
+                del self._mentions[m]
 
     def result(self) -> dict[str, tuple[list[tuple[str, str]], int]]:
         return {k: (sorted(v), self._mentions[k]) for k, v in self._defined.items()}
+
+    def save(self, path: Path) -> None:
+        """The whole table (every token's mention count too), for a refresh to update."""
+        state = {"defined": {k: sorted(v) for k, v in self._defined.items()}, "mentions": self._mentions}
+        path.write_text(json.dumps(state, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, path: Path) -> "NameTable":
+        state = json.loads(path.read_text())
+        table = cls()
+        table._defined = {k: {(n, p) for n, p in v} for k, v in state["defined"].items()}
+        table._mentions = Counter(state["mentions"])
+        return table
 
 
 @dataclass
@@ -409,9 +446,35 @@ class Retriever:
         if filters is not None and (filters.category or filters.source):  # Chroma too
             filters = replace(filters, category=filters.category and valid_text(filters.category),
                               source=filters.source and valid_text(filters.source))
-        dense = self.store.query(self._embed([query])[0], s.candidates, filters)
+        vector = self._embed([query])[0]
+        if self.store.server_search.available():  # probed once per client and collection
+            fused = self.store.hybrid_query(vector, query, s.candidates, filters, rrf_k=s.rrf_k,
+                                            dense_weight=s.dense_weight, bm25_weight=s.bm25_weight)
+            if fused is not None:
+                return self.server_hits(fused, k)
+        dense = self.store.query(vector, s.candidates, filters)
         sparse = self.bm25.search(query, s.candidates, filters)
         return self.fuse(dense, sparse, k, query=query, filters=filters)
+
+    def server_hits(self, fused: list[tuple[Chunk, float, float]], k: int) -> list[Hit]:
+        """Papers ranked by their best chunk in the server's fused list (chroma_search.py).
+
+        The server's RRF is chunk-level and has no title or name boosts; the scores are divided
+        by the best possible (first in both lists), as `fuse` does."""
+        s = self.settings
+        best_possible = (s.dense_weight + s.bm25_weight) / (s.rrf_k + 1) or 1.0
+        papers: dict[str, list] = {}
+        for chunk, score, cosine in fused:
+            entry = papers.setdefault(chunk.paper_id, [score, cosine, []])
+            entry[1] = max(entry[1], cosine)
+            entry[2].append(chunk)
+        hits = []
+        for rank, (paper_id, (score, cosine, chunks)) in enumerate(list(papers.items())[:k], start=1):
+            first = chunks[0]
+            hits.append(Hit(rank=rank, paper_id=paper_id, title=first.title, score=score / best_possible,
+                            chunks=tuple(chunks), dense_similarity=cosine, bm25_score=None, year=first.year,
+                            categories=first.categories, sources=first.sources))
+        return hits
 
     def fuse(self, dense, sparse, k: int, query: str | None = None,
              filters: Filters | None = None) -> list[Hit]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from . import chroma_search
 from .config import DEFAULT_LIBRARY, Settings
 from .errors import (
     PapersError,
@@ -293,7 +294,9 @@ class Store:
             if not create:
                 raise cls.missing_error(settings) from None
             with translated(where):
-                collection = client.create_collection(
+                # With the server's BM25 sparse index where it takes one (chroma_search.py).
+                collection = chroma_search.create_collection(
+                    client,
                     settings.collection,
                     embedding_function=None,
                     metadata={**expected, "generation": uuid.uuid4().hex},
@@ -426,6 +429,37 @@ class Store:
     def generation(self) -> str:
         """Changes whenever the contents change; keys the BM25 index cached beside the store."""
         return str((self._collection.metadata or {}).get("generation", ""))
+
+    @property
+    def revision(self) -> int:
+        """A counter bumped with the generation; every chunk written carries the revision it
+        was written at (metadata `rev`), so a client's index refreshes from `chunks_since`.
+        0 for a store written before revisions existed (its chunks have no `rev`)."""
+        return int((self._collection.metadata or {}).get("revision", 0))
+
+    @property
+    def collection_id(self) -> str:
+        """Chroma's id of the collection: a rebuild swapped in is another collection."""
+        return str(self._collection.id)
+
+    def chunks_since(self, revision: int) -> Iterator[list[Chunk]]:
+        """Pages of the chunks written at `revision` or later (`rev` >= it)."""
+        for got in self._pages(["metadatas", "documents"], where={"rev": {"$gte": revision}}):
+            yield [chunk_from(cid, doc, meta)
+                   for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])]
+
+    def chunk_ids(self) -> Iterator[str]:
+        """Every chunk's id (no text or metadata: ~40 bytes a chunk on the wire)."""
+        for got in self._pages([], page=10_000):
+            yield from got["ids"]
+
+    def chunks_by_id(self, ids: Sequence[str]) -> list[Chunk]:
+        out: list[Chunk] = []
+        for i in range(0, len(ids), 1000):
+            got = self._collection.get(ids=list(ids[i : i + 1000]), include=["metadatas", "documents"])
+            out += [chunk_from(cid, doc, meta)
+                    for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])]
+        return out
 
     def count(self) -> int:
         return self._collection.count()
@@ -577,6 +611,25 @@ class Store:
             )
         ]
 
+    @property
+    def server_search(self) -> chroma_search.ServerSearch:
+        """Hybrid search in the server: `.available()` probes once (chroma_search.py)."""
+        if "_server_search" not in self.__dict__:
+            inner = self._collection._inner
+            self.__dict__["_server_search"] = chroma_search.ServerSearch(
+                inner, self.local_dir() / "server-search.json" if self.settings.chroma_url else None)
+        return self.__dict__["_server_search"]
+
+    def hybrid_query(self, embedding, query: str, n: int, filters: Filters | None = None,
+                     **weights) -> list[tuple[Chunk, float, float]] | None:
+        """Dense + BM25 fused in the server: [(chunk, fused score, cosine similarity)], best
+        first; None where the server cannot (the caller searches on the client side)."""
+        self.check_dimension(len(embedding))
+        with translated(describe_location(self.settings)):
+            got = self.server_search.hybrid(embedding, query, n, where_filter(filters), **weights)
+        return None if got is None else [(chunk_from(cid, doc, meta), score, cosine)
+                                         for cid, doc, meta, score, cosine in got]
+
     def paper(self, paper_id: str) -> Paper | None:
         """The full record of one paper (abstract from its first chunk)."""
         got = self._collection.get(ids=[f"{paper_id}#0"], include=["metadatas"])
@@ -611,13 +664,14 @@ class Store:
         if len(chunks):
             self.check_dimension(len(embeddings[0]), record=True)
         step = self.max_batch
+        rev = self.revision  # what a client's refresh asks for (chunks_since)
         for i in range(0, len(chunks), step):
             part = chunks[i : i + step]
             self._collection.upsert(
                 ids=[c.chunk_id for c in part],
                 embeddings=[list(map(float, e)) for e in embeddings[i : i + step]],
                 documents=[c.text for c in part],
-                metadatas=list(metadatas[i : i + step]),
+                metadatas=[{**m, "rev": rev} for m in metadatas[i : i + step]],
             )
 
     def delete_chunks(self, chunk_ids: Iterable[str]) -> None:
@@ -633,7 +687,7 @@ class Store:
         return out
 
     def bump_generation(self) -> None:
-        self._set_metadata(generation=uuid.uuid4().hex)
+        self._set_metadata(generation=uuid.uuid4().hex, revision=self.revision + 1)
 
     def _set_metadata(self, **values: Any) -> None:
         meta = dict(self._collection.metadata or {})
