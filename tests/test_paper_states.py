@@ -81,6 +81,7 @@ def test_batch_lookups_equal_reading_every_state(built):
     assert sum(bool(st.aliases) for st in every.values()) == 14  # papers 0, 3, ..., 39
     some = sorted(every)[5:17]
     assert store.paper_states(some + ["arxiv:9999.99999"]) == {pid: every[pid] for pid in some}
+    assert store.paper_states(some, vectors=False) == {pid: every[pid] for pid in some}
     assert store.paper_states([]) == {}
     survey = store.survey()
     assert (survey.papers, survey.no_vector, survey.unfinished) == (40, [], {})
@@ -91,9 +92,10 @@ def test_reingest_looks_up_batches_never_every_paper(built, monkeypatch):
     calls: list[list[str] | None] = []
     real = Store.paper_states
 
-    def spy(self, paper_ids=None):
+    def spy(self, paper_ids=None, *, vectors=True):
+        assert not vectors  # after the survey (and its repair) a lookup reads no vector
         calls.append(None if paper_ids is None else sorted(paper_ids))
-        return real(self, paper_ids)
+        return real(self, paper_ids, vectors=vectors)
 
     monkeypatch.setattr(Store, "paper_states", spy)
     monkeypatch.setattr(Store, "aliases", lambda self: pytest.fail("every paper matched by its id"))
