@@ -13,8 +13,9 @@ earlier ingest) is updated under that id: see reconcile.py.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 from .assets import ensure_tiktoken
@@ -24,11 +25,15 @@ from .corpus import PaperStream, bundled_paths
 from .integrity import repair_vectors
 from .reconcile import StoredPapers
 from .retrieval import BM25Index
-from .store import Store, chunk_metadata
+from .store import PaperState, Store, chunk_metadata
 from .types import Chunk, Paper, Problem
 from .writer import WriterLock
 
 GROUP_CHUNKS = 64  # chunks per embed+upsert step: ~3 s of work on 2 cores, the most a stop loses
+# Papers read before their stored states are looked up (StoredPapers.look_up): one query of up
+# to ~4 ids a paper (its id, arXiv id, DOI, title hash) instead of one a paper; a batch waits
+# for nothing (reading 256 papers takes ~10 ms) and holds 256 states.
+LOOKUP_PAPERS = 256
 
 Progress = Callable[[int, int], None]  # (papers read and stored so far, papers in the input)
 
@@ -78,16 +83,19 @@ def ingest(
         store = Store.open_staging(settings) if rebuild else Store.open(settings, create=True)
         # The bundled collection's vectors ship with the package; --rebuild embeds for real.
         run = _Run(settings, store, progress, embed, total=papers.papers, shipped=not rebuild, lock=lock)
-        stored = StoredPapers(store, run.states, run.aliases)
-        for paper in papers:
-            run.add(stored.resolve(paper))
+        run.seen_ids = set() if prune else None
+        stored = StoredPapers(store)
+        for batch in _batches(papers, LOOKUP_PAPERS):
+            stored.look_up(batch)
+            for paper in map(stored.resolve, batch):
+                run.add(paper, stored.state(paper.paper_id))
         run.flush()
         aborted = "; ".join(papers.incomplete) if prune and not papers.complete else None
-        gone = sorted(run.unseen) if prune and aborted is None else []
+        gone, gone_chunks = _unseen(store, run.seen_ids) if prune and aborted is None else ([], [])
         if gone:
             if not run.bumped:
                 store.bump_generation()
-            store.delete_chunks(store.chunk_ids_of(gone))
+            store.delete_chunks(gone_chunks)
         if run.todo or gone:
             store.bump_generation()  # again: a search during the run may have indexed a partial store
         if rebuild:
@@ -101,7 +109,7 @@ def ingest(
         skipped=papers.problems.count,
         pruned=len(gone),
         chunks_written=run.written,
-        papers=len(run.states) + run.added - len(gone),
+        papers=run.stored + run.added - len(gone),
         chunks=store.count(),
         seconds=time.perf_counter() - start,
         embed_seconds=run.embed_seconds,
@@ -123,17 +131,19 @@ class _Run:
         self.seen = self.todo = self.added = self.written = self.repaired = 0
         self.embed_seconds = 0.0
         self.bumped = False
-        self._group: list[tuple[Paper, str, list[Chunk]]] = []
+        self._group: list[tuple[Paper, str, list[Chunk], PaperState | None]] = []
         self._size = 0
         # An endpoint gets a batch per request in flight (4 x 32 = 128 chunks by default): one
         # group of 64 would keep only 2 of its embed_concurrency requests busy.
         self.group_chunks = (max(GROUP_CHUNKS, settings.embed_batch_size * settings.embed_concurrency)
                              if settings.uses_embed_endpoint else GROUP_CHUNKS)
-        self.aliases: dict[str, str] = {}  # identities stored papers have besides their ids
-        self.states = store.paper_states(self.aliases)
-        if any(st.present < st.n_chunks for st in self.states.values()):
-            self._repair()  # a stopped ingest's partial paper, or chunks that lost their vector
-        self.unseen = set(self.states)  # papers not in the input: what --prune would delete
+        self.seen_ids: set[str] | None = None  # with --prune: the ids written or unchanged
+        # One pass over the store's chunks holding no paper's state once it is whole (the
+        # states of the papers read are looked up a batch at a time: StoredPapers).
+        survey = store.survey()
+        self.stored = survey.papers  # papers in the store before this run
+        if survey.no_vector:
+            self._repair()
 
     def _embedder(self):
         if self.embed is None:
@@ -149,19 +159,18 @@ class _Run:
         their papers are then complete and counted unchanged.
         """
         self.repaired = repair_vectors(self.store, lambda texts: self._embedder()(texts), self._check_lock)
-        if self.repaired:
-            self.states = self.store.paper_states()
 
     def _check_lock(self) -> None:
         if self.lock is not None:
             self.lock.check()
 
-    def add(self, paper: Paper) -> None:
+    def add(self, paper: Paper, state: PaperState | None) -> None:
+        """Write `paper` (resolved) unless its stored `state` says it is stored whole as it is."""
         s = self.settings
         self.seen += 1
-        self.unseen.discard(paper.paper_id)
+        if self.seen_ids is not None:
+            self.seen_ids.add(paper.paper_id)
         fp = paper_fingerprint(paper, s.chunk_size, s.chunk_overlap)
-        state = self.states.get(paper.paper_id)
         if state is not None and state.fingerprint == fp and state.complete:
             return
         if not self.bumped:
@@ -175,7 +184,7 @@ class _Run:
         self.todo += 1
         self.added += state is None
         chunks = chunk_paper(paper, s.chunk_size, s.chunk_overlap)
-        self._group.append((paper, fp, chunks))
+        self._group.append((paper, fp, chunks, state))
         self._size += len(chunks)
         if self._size >= self.group_chunks:
             self.flush()
@@ -187,26 +196,38 @@ class _Run:
         stored, so no chunk is without its vector and the next ingest embeds the group again."""
         if not self._group:
             return
-        part = [c for _, _, chunks in self._group for c in chunks]
+        part = [c for _, _, chunks, _ in self._group for c in chunks]
         t0 = time.perf_counter()
         vectors = self.embed([c.embed_text for c in part])
         self.embed_seconds += time.perf_counter() - t0
-        metas = [chunk_metadata(c, paper, fp) for paper, fp, chunks in self._group for c in chunks]
+        metas = [chunk_metadata(c, paper, fp) for paper, fp, chunks, _ in self._group for c in chunks]
         self._check_lock()
         self.store.upsert(part, vectors, metas)
-        _drop_stale(self.store, self._group, self.states)
+        _drop_stale(self.store, self._group)
         self.written += len(part)
         self._group, self._size = [], 0
         if self.progress:
             self.progress(self.seen, self.total)
 
 
-def _drop_stale(store: Store, group: list[tuple[Paper, str, list[Chunk]]], states) -> None:
+def _drop_stale(store: Store, group: list[tuple[Paper, str, list[Chunk], PaperState | None]]) -> None:
     """Delete chunk ids a changed paper had before but no longer has (it got shorter)."""
     stale = []
-    for paper, _, chunks in group:
-        state = states.get(paper.paper_id)
+    for paper, _, chunks, state in group:
         if state is not None:
             stale += [f"{paper.paper_id}#{i}" for i in range(len(chunks), state.last_position + 1)]
     if stale:
         store.delete_chunks(stale)
+
+
+def _batches(papers: Iterable[Paper], size: int) -> Iterator[list[Paper]]:
+    it = iter(papers)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def _unseen(store: Store, seen: set[str]) -> tuple[list[str], list[str]]:
+    """(papers, their chunk ids) stored but not in `seen`: what --prune deletes. Streams the
+    chunk ids (no metadata); holds the ids read (`seen`) and those to delete."""
+    chunks = [cid for cid in store.iter_chunk_ids() if cid.rsplit("#", 1)[0] not in seen]
+    return sorted({cid.rsplit("#", 1)[0] for cid in chunks}), chunks

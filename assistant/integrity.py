@@ -53,14 +53,13 @@ class CheckReport:
 def check(settings: Settings) -> CheckReport:
     """Read every chunk with its vector and compare the BM25 index with the store (writes nothing)."""
     store = Store.open(settings)
-    states = store.paper_states()
-    lost = [c.chunk_id for c in store.chunks_without_vector()] if any(
-        st.present < st.n_chunks for st in states.values()) else []
+    survey = store.survey()  # one pass, holding only the papers not yet seen whole
+    lost = survey.no_vector
     chunks = store.count()
     lost_by_paper = Counter(cid.rsplit("#", 1)[0] for cid in lost)
     lost_papers = len(lost_by_paper)
     # `present` leaves out chunks without a vector: what is still short was never written.
-    incomplete = sum(1 for pid, st in states.items()
+    incomplete = sum(1 for pid, st in survey.unfinished.items()
                      if st.n_chunks < 0 or st.present + lost_by_paper[pid] < st.n_chunks)
     damage = []
     if lost:
@@ -72,7 +71,7 @@ def check(settings: Settings) -> CheckReport:
     bm25_problem = None if older else _bm25_problem(store, chunks)
     if bm25_problem:
         damage.append(bm25_problem)
-    return CheckReport(describe_location(settings), len(states), chunks, tuple(lost), lost_papers,
+    return CheckReport(describe_location(settings), survey.papers, chunks, tuple(lost), lost_papers,
                        incomplete, bm25_problem, damage, older)
 
 

@@ -18,6 +18,7 @@ from these files only, the new reading replaces it (an edited abstract is an upd
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 from .corpus import merge_papers, paper_id_for
@@ -27,12 +28,34 @@ from .types import Paper
 
 
 class StoredPapers:
-    """The store's papers as an ingest sees them: ids, states and identities besides the id."""
+    """The store's papers as an ingest sees them, looked up a batch of read papers at a time:
+    ids, states and identities besides the id. Never every stored paper (issue 15)."""
 
-    def __init__(self, store: Store, states: dict[str, PaperState], aliases: dict[str, str]) -> None:
-        self.store, self.states, self.aliases = store, states, aliases
-        self._have_identity = set(aliases.values())  # stored title-hash papers that have an id
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.states: dict[str, PaperState] = {}  # the current batch's candidates that are stored
+        self._aliases: dict[str, str] | None = None  # read when a paper first needs it
         self._claimed: set[str] = set()  # stored ids a paper of this run was matched with
+        # States, as looked up before this run wrote them, of stored papers that a paper with
+        # another id was written into: a later batch's lookup would see the rewritten paper.
+        self._before: dict[str, PaperState] = {}
+
+    def look_up(self, papers: Iterable[Paper]) -> None:
+        """Read the states of the stored papers that `papers` (the next batch) may match."""
+        wanted: set[str] = set()
+        for paper in papers:
+            idents = identities(paper)
+            wanted.update((paper.paper_id, *idents))
+            if idents:
+                wanted.add(paper_id_for(paper.title))
+        # No vectors read (~1/3 of a lookup's time): the ingest's survey found the chunks
+        # without one and repaired them before the first lookup, and it writes none without.
+        found = self.store.paper_states(wanted - self._before.keys(), vectors=False)
+        self.states = {**found, **self._before}
+
+    def state(self, paper_id: str) -> PaperState | None:
+        """The stored state of a paper of the batch (as resolved), None when not stored."""
+        return self.states.get(paper_id)
 
     def resolve(self, paper: Paper) -> Paper:
         """`paper` as it should be stored: under the stored paper's id, merged where needed."""
@@ -42,6 +65,8 @@ class StoredPapers:
             # both met a page-dump paper): the first one joined it; this one stays apart.
             return paper
         self._claimed.add(stored_id)
+        if stored_id != paper.paper_id:
+            self._before.setdefault(stored_id, self.states[stored_id])
         stored = set(filter(None, self.states[stored_id].sources.split("\n")))
         if stored <= set(paper.sources):  # a re-reading of the files that stored it
             return paper if stored_id == paper.paper_id else replace(paper, paper_id=stored_id)
@@ -57,10 +82,19 @@ class StoredPapers:
         for ident in idents:
             if ident in self.states:
                 return ident
-            if ident in self.aliases:
-                return self.aliases[ident]
+            if (target := self._alias(ident)) is not None:
+                return target
         if idents:
             title_id = paper_id_for(paper.title)
-            if title_id in self.states and title_id not in self._have_identity:
-                return title_id
+            if title_id in self.states and not self.states[title_id].aliases:
+                return title_id  # a stored title-hash paper with no identity of its own
         return None
+
+    def _alias(self, ident: str) -> str | None:
+        """The stored paper that has `ident` besides its id (its state then looked up too)."""
+        if self._aliases is None:
+            self._aliases = self.store.aliases()
+        target = self._aliases.get(ident)
+        if target is not None and target not in self.states:
+            self.states.update(self.store.paper_states([target], vectors=False))
+        return target if target in self.states else None

@@ -126,10 +126,47 @@ class PaperState:
     n_chunks: int  # chunks the paper should have (-1: chunks of two versions are mixed)
     last_position: int  # highest chunk position stored
     sources: str = ""  # the stored "sources" metadata: file names, one a line
+    aliases: tuple[str, ...] = ()  # identities besides its id, from its first chunk (`_aliases`)
 
     @property
     def complete(self) -> bool:
         return self.present == self.n_chunks
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What one pass over every chunk found (`Store.survey`)."""
+
+    papers: int  # distinct papers stored
+    no_vector: list[str]  # ids of the chunks whose vector is missing
+    unfinished: dict[str, PaperState]  # papers short of chunks, or holding chunks of two versions
+
+
+# A paper's state while chunks are counted: fingerprint, present (with a vector), n_chunks
+# (-1: mixed versions), last position, sources, aliases, chunks seen (with a vector or not).
+_FP, _PRESENT, _N, _LAST, _SOURCES, _ALIASES, _SEEN = range(7)
+# Papers one `where paper_id $in` asks for: ~1-3 chunks each, so one or two 1,000-chunk pages,
+# and far below SQLite's 32,766 bound variables.
+LOOKUP_IDS = 500
+
+
+def _count(states: dict[str, list], meta: dict[str, Any], has_vector: bool,
+           names: dict[str, str]) -> list:
+    """Add one chunk to its paper's state in `states` (created on its first chunk); returns it.
+    `names` keeps one string per distinct "sources" value (memory)."""
+    sources = meta.get("sources", "")
+    st = states.get(meta["paper_id"])
+    if st is None:
+        st = states[meta["paper_id"]] = [meta["fingerprint"], 0, meta["n_chunks"], 0,
+                                         names.setdefault(sources, sources), (), 0]
+    if st[_FP] != meta["fingerprint"]:  # chunks of two versions: never complete
+        st[_N] = -1
+    st[_PRESENT] += has_vector
+    st[_SEEN] += 1
+    st[_LAST] = max(st[_LAST], int(meta["position"]))
+    if meta["position"] == 0:
+        st[_ALIASES] = tuple(_aliases(meta))
+    return st
 
 
 def _client(settings: Settings, write: bool = False):
@@ -478,15 +515,16 @@ class Store:
         offset = 0
         while True:
             if vectors:
-                got = self._page_with_vectors(include, page, offset)
+                got = self._page_with_vectors(include, page, offset, where)
             else:
                 got = self._collection.get(include=include, where=where, limit=page, offset=offset)
-            if not got["ids"]:
+            if got["ids"]:
+                yield got
+            if len(got["ids"]) < page:  # the last page: no empty query after it (~10-40 ms)
                 return
-            yield got
             offset += len(got["ids"])
 
-    def _page_with_vectors(self, include: list[str], page: int, offset: int) -> dict:
+    def _page_with_vectors(self, include: list[str], page: int, offset: int, where=None) -> dict:
         """Chroma keeps a chunk's text and metadata in SQLite and its vector in the HNSW index;
         two writers at once could leave a chunk in the first and not the second (reading its
         vector answers "Error finding id", and dense search never finds it). Reading the
@@ -494,12 +532,13 @@ class Store:
         is read again without them and split in halves until its chunks without one are found.
         """
         try:
-            got = self._collection.get(include=[*include, "embeddings"], limit=page, offset=offset)
+            got = self._collection.get(include=[*include, "embeddings"], where=where, limit=page,
+                                       offset=offset)
             got["no_vector"] = set()
         except Exception as exc:
             if _NO_VECTOR not in str(exc):
                 raise
-            got = self._collection.get(include=include, limit=page, offset=offset)
+            got = self._collection.get(include=include, where=where, limit=page, offset=offset)
             got["no_vector"] = set(self._without_vector(got["ids"]))
         got["embeddings"] = None  # not kept: ~1.5 KB a chunk
         return got
@@ -516,27 +555,74 @@ class Store:
         half = len(ids) // 2
         return self._without_vector(ids[:half]) + self._without_vector(ids[half:])
 
-    def paper_states(self, aliases: dict[str, str] | None = None) -> dict[str, PaperState]:
-        """Per paper: stored fingerprint, how many of its chunks are present (with a vector:
-        see `_page_with_vectors`), its sources.
+    def paper_states(self, paper_ids: Iterable[str] | None = None, *,
+                     vectors: bool = True) -> dict[str, PaperState]:
+        """Per stored paper of `paper_ids` (absent: not stored): stored fingerprint, how many of
+        its chunks are present (with a vector: see `_page_with_vectors`), its sources, aliases.
 
-        `aliases`, when given, is filled with identity -> paper id for the identities a stored
-        paper has besides its id ("doi:..." of an `arxiv:` paper): few papers have any.
+        Read `LOOKUP_IDS` papers a query (`where paper_id $in`). None reads every paper: for
+        tests and small stores only; ingest and `papers check` never hold every paper's state
+        (ingest looks up each batch's papers, check uses `survey`).
+
+        `vectors=False` reads no vector and counts every chunk present: for a caller that has
+        already found and repaired the chunks without one (ingest, after `survey`). Reading the
+        vectors made a lookup ~1.5x as slow (benchmarks/README.md, 5c).
         """
+        return {pid: PaperState(*st[:_SEEN]) for pid, st in self._states(paper_ids, vectors).items()}
+
+    def _states(self, paper_ids: Iterable[str] | None, vectors: bool = True) -> dict[str, list]:
         states: dict[str, list] = {}
-        names: dict[str, str] = {}  # one string per distinct "sources" value (memory)
+        names: dict[str, str] = {}
+        ids = None if paper_ids is None else sorted(set(paper_ids))
+        wheres = [None] if ids is None else [{"paper_id": {"$in": ids[i : i + LOOKUP_IDS]}}
+                                             for i in range(0, len(ids), LOOKUP_IDS)]
+        for where in wheres:
+            for got in self._pages(["metadatas"], where=where, vectors=vectors):
+                no_vector = got.get("no_vector", ())
+                for cid, meta in zip(got["ids"], got["metadatas"]):
+                    _count(states, meta, cid not in no_vector, names)
+        return states
+
+    def survey(self) -> Survey:
+        """Count the papers and find chunks without a vector and unfinished papers, in one pass
+        over every chunk (with vectors) that keeps only the papers still short of chunks.
+
+        A paper's state is dropped once it has all its chunks of one version; Chroma returns a
+        paper's chunks together (written in one upsert), so few are held at once. The chunks of
+        an unfinished paper may be apart (a later version's chunks after the stale ones of an
+        older one): those few are read again whole (`_states`), and a paper whose full state
+        holds more chunks than were held for it was already counted when it was dropped.
+        """
+        held: dict[str, list] = {}
+        names: dict[str, str] = {}
+        dropped, lost = 0, []
         for got in self._pages(["metadatas"], vectors=True):
             for cid, meta in zip(got["ids"], got["metadatas"]):
-                sources = meta.get("sources", "")
-                st = states.setdefault(meta["paper_id"], [meta["fingerprint"], 0, meta["n_chunks"], 0,
-                                                          names.setdefault(sources, sources)])
-                if st[0] != meta["fingerprint"]:  # chunks of two versions: never complete
-                    st[2] = -1
-                st[1] += cid not in got["no_vector"]
-                st[3] = max(st[3], int(meta["position"]))
-                if aliases is not None and meta["position"] == 0:
-                    aliases.update((a, meta["paper_id"]) for a in _aliases(meta))
-        return {pid: PaperState(*st) for pid, st in states.items()}
+                if cid in got["no_vector"]:
+                    lost.append(cid)
+                if (st := _count(held, meta, cid not in got["no_vector"], names))[_SEEN] == st[_N]:
+                    dropped += 1
+                    del held[meta["paper_id"]]
+        whole = self._states(held)
+        again = sum(1 for pid, st in whole.items() if st[_SEEN] > held[pid][_SEEN])
+        return Survey(dropped + len(held) - again, lost,
+                      {pid: PaperState(*st[:_SEEN]) for pid, st in whole.items()})
+
+    def aliases(self) -> dict[str, str]:
+        """Identity -> paper id for the identities stored papers have besides their ids (a DOI
+        of an `arxiv:` paper), from the first chunks. Ingest reads it only when a paper it reads
+        is found under none of its own ids (a new paper): then the store's papers with a DOI or
+        arXiv id besides their id (~60 bytes an entry) are held, not every paper's state."""
+        found: dict[str, str] = {}
+        for got in self._pages(["metadatas"], where={"position": 0}):
+            for meta in got["metadatas"]:
+                found.update((a, meta["paper_id"]) for a in _aliases(meta))
+        return found
+
+    def iter_chunk_ids(self) -> Iterator[str]:
+        """Every chunk id (`<paper id>#<position>`), a page at a time, no metadata read."""
+        for got in self._pages([]):
+            yield from got["ids"]
 
     def paper_count(self) -> int:
         """Papers stored, counted by their first chunks (ids only: no metadata is read)."""
