@@ -566,7 +566,7 @@ class Store:
 
         `vectors=False` reads no vector and counts every chunk present: for a caller that has
         already found and repaired the chunks without one (ingest, after `survey`). Reading the
-        vectors made a lookup ~1.5x as slow (benchmarks/README.md, 5c).
+        vectors made a lookup ~1.5x as slow (benchmarks/README.md, 5d).
         """
         return {pid: PaperState(*st[:_SEEN]) for pid, st in self._states(paper_ids, vectors).items()}
 
