@@ -151,3 +151,18 @@ def where_filter(filters: Filters | None) -> dict[str, Any] | None:
     if filters.source:
         clauses.append({SRC + filters.source: True})
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def meta_matches(meta: dict[str, Any], filters: Filters | None) -> bool:
+    """Whether a chunk's metadata passes `filters`: what `where_filter` asks Chroma for, in
+    Python (a chunk without a year fails a year bound, as a Chroma `where` on it does)."""
+    if filters is None or filters.is_empty():
+        return True
+    year = meta.get("year")
+    if filters.year_min is not None and (year is None or year < filters.year_min):
+        return False
+    if filters.year_max is not None and (year is None or year > filters.year_max):
+        return False
+    if filters.category and meta.get(CAT + filters.category) is not True:
+        return False
+    return not (filters.source and meta.get(SRC + filters.source) is not True)
