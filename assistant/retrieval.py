@@ -31,6 +31,7 @@ from .bm25 import tokenize as _tokenize
 from .chunk_table import ChunkTable, PaperChunks, TableWriter
 from .config import Settings
 from .store import Store
+from .store_records import matches  # noqa: F401 (re-exported: the BM25 side filters with it)
 from .text import valid_text
 from .types import Chunk, Filters, Hit
 
@@ -100,18 +101,6 @@ def _load_names(path: Path) -> dict[str, tuple[list[tuple[str, str]], int]] | No
     raw = json.loads(path.read_text())
     return {k: ([(name, pid) for name, pid in owners], int(count)) for k, (owners, count) in raw.items()}
 
-
-def matches(chunk: Chunk, filters: Filters | None) -> bool:
-    """The BM25 side's equivalent of store.where_filter."""
-    if filters is None:
-        return True
-    if filters.year_min is not None and (chunk.year is None or chunk.year < filters.year_min):
-        return False
-    if filters.year_max is not None and (chunk.year is None or chunk.year > filters.year_max):
-        return False
-    if filters.category and filters.category not in chunk.categories:
-        return False
-    return not (filters.source and filters.source not in chunk.sources)
 
 
 class BM25Index:

@@ -21,6 +21,7 @@ import sqlite3
 import struct
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -57,7 +58,7 @@ from .store_records import (  # noqa: F401 (re-exported: the records and metadat
     chunk_from,
     chunk_metadata,
     join_categories,
-    meta_matches,
+    matches,
     split_categories,
     where_filter,
 )
@@ -600,13 +601,14 @@ class Store:
             return None
         got = self._collection.query(query_embeddings=[embedding], n_results=n * OVERSAMPLE,
                                      include=["metadatas", "distances"])
-        kept = [(cid, meta, dist) for cid, meta, dist in zip(
-            got["ids"][0], got["metadatas"][0], got["distances"][0]) if meta_matches(meta, filters)][:n]
+        kept = [(chunk_from(cid, "", meta), 1.0 - float(dist)) for cid, meta, dist in zip(
+            got["ids"][0], got["metadatas"][0], got["distances"][0])]
+        kept = [(c, sim) for c, sim in kept if matches(c, filters)][:n]
         if len(kept) < n:
             return None
-        texts = self._collection.get(ids=[cid for cid, _, _ in kept], include=["documents"])
+        texts = self._collection.get(ids=[c.chunk_id for c, _ in kept], include=["documents"])
         docs = dict(zip(texts["ids"], texts["documents"]))
-        return [(chunk_from(cid, docs[cid], meta), 1.0 - float(dist)) for cid, meta, dist in kept]
+        return [(replace(c, text=docs[c.chunk_id]), sim) for c, sim in kept]
 
     def _chunk_count(self) -> int:
         """count(), once per Store: only to choose how to filter (81 ms at 1M chunks)."""

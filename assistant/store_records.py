@@ -153,16 +153,17 @@ def where_filter(filters: Filters | None) -> dict[str, Any] | None:
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
-def meta_matches(meta: dict[str, Any], filters: Filters | None) -> bool:
-    """Whether a chunk's metadata passes `filters`: what `where_filter` asks Chroma for, in
-    Python (a chunk without a year fails a year bound, as a Chroma `where` on it does)."""
-    if filters is None or filters.is_empty():
+
+def matches(chunk: Chunk, filters: Filters | None) -> bool:
+    """Whether a chunk passes `filters`: what `where_filter` asks Chroma for, in Python (a chunk
+    without a year fails a year bound, as a Chroma `where` on it does). The BM25 side filters
+    with it, and `Store.query` when it filters the nearest itself."""
+    if filters is None:
         return True
-    year = meta.get("year")
-    if filters.year_min is not None and (year is None or year < filters.year_min):
+    if filters.year_min is not None and (chunk.year is None or chunk.year < filters.year_min):
         return False
-    if filters.year_max is not None and (year is None or year > filters.year_max):
+    if filters.year_max is not None and (chunk.year is None or chunk.year > filters.year_max):
         return False
-    if filters.category and meta.get(CAT + filters.category) is not True:
+    if filters.category and filters.category not in chunk.categories:
         return False
-    return not (filters.source and meta.get(SRC + filters.source) is not True)
+    return not (filters.source and filters.source not in chunk.sources)
