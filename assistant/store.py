@@ -63,9 +63,11 @@ from .store_records import (  # noqa: F401 (re-exported: the records and metadat
     where_filter,
 )
 
-# Store.query with filters on a big store: ask for OVERSAMPLE x n unfiltered and keep those that
-# pass; from POST_FILTER_MIN chunks up (below it Chroma's own `where` is fast: 8 ms at 704).
-OVERSAMPLE = 8
+# Store.query with filters on a big store: ask for 8 x n unfiltered, then 32 x n, and keep those
+# that pass; from POST_FILTER_MIN chunks up (below it Chroma's own `where` is fast: 8 ms at 704).
+# At 1M chunks, 8 x: 103-139 ms a search; 32 x: 223-268 ms; Chroma's `where`: 2.9 s for a
+# filter half pass, 0.84 s for one a 1 in 11 pass (benchmarks/README.md, 5e).
+OVERSAMPLE = (8, 32)
 POST_FILTER_MIN = 50_000
 from .types import Chunk, Filters, Paper
 
@@ -590,8 +592,8 @@ class Store:
         ]
 
     def _post_filtered(self, embedding, n: int, filters: Filters) -> list[tuple[Chunk, float]] | None:
-        """The n nearest that pass `filters`, from an unfiltered query of OVERSAMPLE x n; None
-        when fewer pass (a narrow filter: Chroma's `where` then finds them).
+        """The n nearest that pass `filters`, from an unfiltered query of 8 x n nearest, else of
+        32 x n; None when fewer pass (a narrow filter: Chroma's `where` then finds them).
 
         Chroma applies a `where` before its HNSW search: at 1,000,000 chunks a filter that half
         of them pass ("year >= 2020") took 2.9 s a query against 32 ms unfiltered (benchmarks/
@@ -599,12 +601,15 @@ class Store:
         for stores above POST_FILTER_MIN chunks, where the `where` is what costs."""
         if self._chunk_count() < POST_FILTER_MIN:
             return None
-        got = self._collection.query(query_embeddings=[embedding], n_results=n * OVERSAMPLE,
-                                     include=["metadatas", "distances"])
-        kept = [(chunk_from(cid, "", meta), 1.0 - float(dist)) for cid, meta, dist in zip(
-            got["ids"][0], got["metadatas"][0], got["distances"][0])]
-        kept = [(c, sim) for c, sim in kept if matches(c, filters)][:n]
-        if len(kept) < n:
+        for factor in OVERSAMPLE:
+            got = self._collection.query(query_embeddings=[embedding], n_results=n * factor,
+                                         include=["metadatas", "distances"])
+            kept = [(chunk_from(cid, "", meta), 1.0 - float(dist)) for cid, meta, dist in zip(
+                got["ids"][0], got["metadatas"][0], got["distances"][0])]
+            kept = [(c, sim) for c, sim in kept if matches(c, filters)][:n]
+            if len(kept) == n:
+                break
+        else:
             return None
         texts = self._collection.get(ids=[c.chunk_id for c, _ in kept], include=["documents"])
         docs = dict(zip(texts["ids"], texts["documents"]))
