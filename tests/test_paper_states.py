@@ -4,34 +4,20 @@ find what reading every paper's state found."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 
-import numpy as np
 import pytest
+from test_bib_ingest import fake_embed, settings_for
 
 from assistant import ingest as ingest_mod
 from assistant import integrity
 from assistant.chunking import chunk_paper, paper_fingerprint
-from assistant.config import Settings
 from assistant.ingest import ingest
 from assistant.store import Store, chunk_metadata
 from assistant.types import Paper
 
-
-def cheap_embed(texts):
-    rows = []
-    for text in texts:
-        seed = int.from_bytes(hashlib.sha1(text.encode()).digest()[:4], "little")
-        v = np.random.default_rng(seed).normal(size=384).astype(np.float32)
-        rows.append(v / np.linalg.norm(v))
-    return np.stack(rows)
-
-
-def settings_for(store_dir: Path) -> Settings:
-    return Settings(store_dir=store_dir, cache_dir=Path(os.environ["PAPERS_CACHE_DIR"]))
+cheap_embed = fake_embed  # unit vectors that depend only on the text
 
 
 def rows(n: int, long_every: int = 5) -> list[dict]:

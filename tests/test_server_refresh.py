@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_chroma_server import CHROMA, LOOPBACK, free_port, start_chroma, stop_chroma
+from test_chroma_server import LOOPBACK, chroma_url  # noqa: F401 (the fixture: a real chroma run)
 
 from assistant import bm25_update
 from assistant.config import Settings
@@ -19,19 +19,6 @@ from assistant.types import Chunk, Filters, Paper
 
 WORDS = ("penguin huddle winter radar ice segmentation sourdough yeast compiler tensor "
          "microcontroller songbird dialect island transformer attention retrieval benchmark").split()
-
-
-@pytest.fixture(scope="module")
-def chroma_url(tmp_path_factory):
-    if not CHROMA.exists():
-        pytest.skip(f"{CHROMA} is not installed")
-    root = tmp_path_factory.mktemp("chroma-refresh")
-    port = free_port()
-    proc = start_chroma(root, port)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_chroma(proc)
 
 
 @pytest.fixture(params=["embedded", "chroma run"])
