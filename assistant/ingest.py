@@ -229,5 +229,5 @@ def _batches(papers: Iterable[Paper], size: int) -> Iterator[list[Paper]]:
 def _unseen(store: Store, seen: set[str]) -> tuple[list[str], list[str]]:
     """(papers, their chunk ids) stored but not in `seen`: what --prune deletes. Streams the
     chunk ids (no metadata); holds the ids read (`seen`) and those to delete."""
-    chunks = [cid for cid in store.iter_chunk_ids() if cid.rsplit("#", 1)[0] not in seen]
+    chunks = [cid for cid in store.chunk_ids() if cid.rsplit("#", 1)[0] not in seen]
     return sorted({cid.rsplit("#", 1)[0] for cid in chunks}), chunks

@@ -31,7 +31,7 @@ from .bm25 import tokenize as _tokenize
 from .chunk_table import ChunkTable, PaperChunks, TableWriter
 from .config import Settings
 from .store import Store
-from .store_records import matches  # noqa: F401 (re-exported: the BM25 side filters with it)
+from .store_records import matches  # one filter rule: BM25, Store.query, Chroma's where
 from .text import valid_text
 from .types import Chunk, Filters, Hit
 

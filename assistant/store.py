@@ -62,16 +62,15 @@ from .store_records import (  # noqa: F401 (re-exported: the records and metadat
     split_categories,
     where_filter,
 )
+from .types import Chunk, Filters, Paper
 
+SCHEMA = 1
 # Store.query with filters on a big store: ask for 8 x n unfiltered, then 32 x n, and keep those
 # that pass; from POST_FILTER_MIN chunks up (below it Chroma's own `where` is fast: 8 ms at 704).
 # At 1M chunks, 8 x: 103-139 ms a search; 32 x: 223-268 ms; Chroma's `where`: 2.9 s for a
 # filter half pass, 0.84 s for one a 1 in 11 pass (benchmarks/README.md, 5e).
 OVERSAMPLE = (8, 32)
 POST_FILTER_MIN = 50_000
-from .types import Chunk, Filters, Paper
-
-SCHEMA = 1
 # Chroma's embedded client waits forever for a database another process holds locked (seen with
 # an open `BEGIN EXCLUSIVE`); our probe gives up after this many seconds with a clear line.
 LOCK_WAIT_S = 5.0
@@ -376,7 +375,8 @@ class Store:
                    for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])]
 
     def chunk_ids(self) -> Iterator[str]:
-        """Every chunk's id (no text or metadata: ~40 bytes a chunk on the wire)."""
+        """Every chunk's id (`<paper id>#<position>`; no text or metadata: ~40 bytes a chunk on
+        the wire), 10,000 a page."""
         for got in self._pages([], page=10_000):
             yield from got["ids"]
 
@@ -508,11 +508,6 @@ class Store:
             for meta in got["metadatas"]:
                 found.update((a, meta["paper_id"]) for a in _aliases(meta))
         return found
-
-    def iter_chunk_ids(self) -> Iterator[str]:
-        """Every chunk id (`<paper id>#<position>`), a page at a time, no metadata read."""
-        for got in self._pages([]):
-            yield from got["ids"]
 
     def paper_count(self) -> int:
         """Papers stored, counted by their first chunks (ids only: no metadata is read)."""
