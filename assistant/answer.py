@@ -78,6 +78,7 @@ class Plan:
     more: tuple[Source, ...] = ()
     related: tuple[Related, ...] = ()
     closest: tuple[Hit, ...] = ()
+    closest_quotes: tuple[Source, ...] = ()  # each closest paper's sentence nearest the question
     missing: tuple[str, ...] = ()
     question: str = ""  # what the model is asked (the user's words)
     papers: tuple[Paper, ...] = ()  # the records of the papers that answer
@@ -251,11 +252,12 @@ class Assistant:
                         retrieval_s=retrieval_s, related=plan.related, more=plan.more)
         model_name = model or self.settings.model_name
         if not plan.sources:
-            text = abstention_text(plan.closest, plan.missing)
+            text = abstention_text(plan.closest, plan.missing, plan.closest_quotes)
             yield text
             yield Answer(question=question, text=text, citations=(), sources=(), abstained=True,
                          model=model_name, query=plan.query, related=plan.related,
-                         closest=tuple(h.title for h in plan.closest), missing=plan.missing,
+                         closest=tuple(h.title for h in plan.closest),
+                         closest_quotes=plan.closest_quotes, missing=plan.missing,
                          timings=Timings(retrieval_s, None, time.perf_counter() - start))
             return
         lead = lead_text(plan.sources, plan.more)
@@ -301,8 +303,9 @@ class Assistant:
         hits = self.search(query, k=k, filters=filters)
         assessment = self.assess(query, hits)
         if not assessment.answerable:
+            quotes, _ = self._quote(question, assessment.closest, most=1)
             return Plan(query, tuple(hits), (), closest=tuple(assessment.closest),
-                        missing=assessment.missing, question=question)
+                        closest_quotes=quotes, missing=assessment.missing, question=question)
         most = 1 if len(assessment.cited) > 1 else 2  # a list: each paper's best sentence
         sources, papers = self._quote(question, self._instructed_last(assessment.cited), most=most)
         more, _ = self._quote(question, assessment.more, first=len(sources) + 1, most=1)

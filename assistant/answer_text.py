@@ -14,7 +14,7 @@ from .types import Hit, Related, Source
 # What the user reads when the collection does not cover a question (the first line of an
 # abstention; the closest papers follow it, not cited as support).
 SENTINEL = "The collection does not contain papers that answer this question."
-CLOSEST_HEADER = "Closest, but not about this:"
+CLOSEST_HEADER = "Closest in the collection, not cited:"
 EVIDENCE_HEADER = "Evidence:"
 RELATED_HEADER = "Related, not cited:"
 UNVERIFIED = " (unverified)"  # marks a shown sentence the check does not support
@@ -25,14 +25,20 @@ def is_abstention(text: str) -> bool:
     return norm(text).startswith(norm(SENTINEL))
 
 
-def abstention_text(closest: Sequence[Hit], missing: Sequence[str] = ()) -> str:
-    """The sentinel, what no paper has, then the closest papers: offered, not cited."""
+def abstention_text(closest: Sequence[Hit], missing: Sequence[str] = (),
+                    quotes: Sequence[Source] = ()) -> str:
+    """The sentinel, what no paper has, then the closest papers: offered, not cited, each with
+    its sentence nearest the question when `quotes` has it, so that the reader can judge. (A
+    paraphrase the decision abstains on often has its paper among these: 10 of dev's 25
+    paraphrases abstain, and for 6 of them the paper is one of the three.)"""
     lines = [SENTINEL]
     if missing:
         words = ", ".join(f'"{w}"' for w in missing[:3])
         lines[0] += f" None of the closest papers mentions {words}."
+    said = {q.paper_id: q.text for q in quotes if q.text}
     if closest:
-        lines += [CLOSEST_HEADER] + [f"- {h.title}" for h in closest]
+        lines += [CLOSEST_HEADER] + [f'- {h.title}: "{readable(said[h.paper_id])}"' if h.paper_id in said
+                                     else f"- {h.title}" for h in closest]
     return "\n".join(lines)
 
 

@@ -86,7 +86,7 @@ def question_kind(question: str) -> str:
 class Assessment:
     answerable: bool
     cited: list[Hit]  # the papers that answer, best first (at most LIST_CAP)
-    closest: list[Hit]  # the top hits, offered as "closest, but not about this" when abstaining
+    closest: list[Hit]  # the top hits, offered as "closest in the collection, not cited" when abstaining
     confidence: float  # 0..1; 0.5 is the decision boundary
     dense: float = 0.0
     coverage: float = 0.0

@@ -208,7 +208,8 @@ class Answer:
     # Every statement shown: the direct answer's sentences ("answer"), then each paper's quote
     # ("quote"); empty when abstaining.
     claims: tuple[Claim, ...] = ()
-    closest: tuple[str, ...] = ()  # when abstaining: titles offered as "closest, but not about this"
+    closest: tuple[str, ...] = ()  # when abstaining: titles offered as "closest in the collection, not cited"
+    closest_quotes: tuple[Source, ...] = ()  # ... each with its sentence nearest the question (uncited)
     related: tuple[Related, ...] = ()  # close papers that do not answer: shown, not cited
     more: tuple[Source, ...] = ()  # papers that answer beyond the list's cap ("/more" in chat)
     left_out: tuple[Claim, ...] = ()  # sentences the check did not support: not in `text`
@@ -261,6 +262,8 @@ class Answer:
             "left_out": [_claim(c) for c in self.left_out],
             "claims": [_claim(c) for c in self.claims],
             "closest": list(self.closest),
+            "closest_quotes": [{"title": s.title, "paper_id": s.paper_id, "year": s.year, "quote": s.text}
+                               for s in self.closest_quotes],
             "missing": list(self.missing),
             "query": self.query,
             "usage": asdict(self.usage),

@@ -56,14 +56,15 @@ def heartbeat(url: str) -> bool:
         return False
 
 
-def start_server(root: Path) -> tuple[subprocess.Popen, str]:
+def start_server(root: Path, data: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """`chroma run` over `data` (default root/data), logging to root/server.log."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     chroma = Path(sys.executable).parent / "chroma"
     env = {**os.environ, **LOOPBACK, "ANONYMIZED_TELEMETRY": "False"}
     root.mkdir(parents=True, exist_ok=True)
     with open(root / "server.log", "ab") as log:
-        proc = subprocess.Popen([str(chroma), "run", "--path", str(root / "data"), "--host", "127.0.0.1",
+        proc = subprocess.Popen([str(chroma), "run", "--path", str(data or root / "data"), "--host", "127.0.0.1",
                                  "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env, cwd=root)
     deadline = time.monotonic() + 120
@@ -75,10 +76,10 @@ def start_server(root: Path) -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
-def settings_for(url: str, cache_dir: Path):
+def settings_for(url: str, cache_dir: Path, collection: str = COLLECTION):
     from assistant.config import Settings
 
-    return Settings(chroma_url=url, chroma_token=None, collection=COLLECTION, cache_dir=cache_dir,
+    return Settings(chroma_url=url, chroma_token=None, collection=collection, cache_dir=cache_dir,
                     store_dir=cache_dir / "unused-store")
 
 
@@ -131,7 +132,7 @@ def add_chunks(url: str, n: int, tag: str, cache_dir: Path) -> None:
 
 
 # --- the timed child ---------------------------------------------------------------------------
-def child(url: str, cache_dir: Path) -> None:
+def child(url: str, cache_dir: Path, collection: str = COLLECTION) -> None:
     """A new client's first search: prints {"seconds", "open", "index", "search", "rss_mb", "hits"}."""
     import resource
 
@@ -142,7 +143,7 @@ def child(url: str, cache_dir: Path) -> None:
     from assistant.store import Store
 
     t_import = time.perf_counter()
-    settings = settings_for(url, cache_dir)
+    settings = settings_for(url, cache_dir, collection)
     store = Store.open(settings)
     t_open = time.perf_counter()
     index = BM25Index.for_store(store)
@@ -161,7 +162,8 @@ def child(url: str, cache_dir: Path) -> None:
                       "hits": len(hits)}))
 
 
-def timed(code: Path, url: str, cache_dir: Path, start_from: Path | None) -> dict:
+def timed(code: Path, url: str, cache_dir: Path, start_from: Path | None,
+          collection: str = COLLECTION) -> dict:
     """One child with `code` first on sys.path, its cache copied from `start_from` (or empty)."""
     shutil.rmtree(cache_dir, ignore_errors=True)
     if start_from is not None:
@@ -170,7 +172,8 @@ def timed(code: Path, url: str, cache_dir: Path, start_from: Path | None) -> dic
         cache_dir.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERS_")}
     env.update(LOOPBACK, PYTHONPATH=f"{code}:{Path(__file__).resolve().parent}")
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", url, str(cache_dir)],
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", url, str(cache_dir),
+                           collection],
                           env=env, cwd=code, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"child failed ({code}):\n{proc.stderr[-3000:]}")
@@ -184,12 +187,17 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--before", type=Path, default=None, help="a checkout of the code to compare with")
     ap.add_argument("--root", type=Path, default=Path("/tmp/pab-server-client"))
+    ap.add_argument("--query", default="stability gap", help="the query of --existing's `papers search`")
     ap.add_argument("--build-only", action="store_true")
-    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--existing", type=Path, default=None,
+                    help="serve this embedded store's folder (cold_search's syn-N) instead of building one")
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        child(args.child[0], Path(args.child[1]))
+        child(args.child[0], Path(args.child[1]), args.child[2])
         return 0
+    if args.existing:
+        return existing(args)
     root = args.root / f"n{args.chunks}"
     bench_cache = common.default_cache_dir()
     proc, url = start_server(root)
@@ -204,6 +212,77 @@ def main(argv=None) -> int:
     return 0
 
 
+def seed_cache(work: Path, bench_cache: Path, name: str) -> Path:
+    """An empty client cache but for the models and tiktoken files, which are not what is measured."""
+    base = work / f"{name}-empty"
+    base.mkdir()
+    for sub in ("models", "tiktoken"):
+        if (bench_cache / sub).exists():
+            os.symlink(bench_cache / sub, base / sub)
+    return base
+
+
+def rss_mb(pid: int) -> float:
+    """A running process's resident set (VmRSS), MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cli_search(url: str, collection: str, cache_dir: Path, start_from: Path, query: str) -> tuple[float, float, int]:
+    """A whole new `papers search QUERY` process against the server: (seconds, peak RSS MB, exit)."""
+    from cold_search import timed_rss
+
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    shutil.copytree(start_from, cache_dir, symlinks=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERS_")}
+    env.update(LOOPBACK, PAPERS_CHROMA_URL=url, PAPERS_COLLECTION=collection, PAPERS_CACHE_DIR=str(cache_dir))
+    # Run from the cache folder: `-m` puts the working directory first on sys.path.
+    return timed_rss([sys.executable, "-m", "assistant", "search", query], env, cache_dir)
+
+
+def existing(args) -> int:
+    """--existing DIR: `chroma run` over a store built elsewhere (cold_search.py --synthetic N
+    keeps one), then one client with an empty cache (it downloads every chunk once), --runs
+    clients with the cache it left, and --runs whole `papers search` processes with that cache;
+    and the server's own RSS after them. The store is only read."""
+    from assistant.config import Settings
+
+    collection = Settings.model_fields["collection"].default
+    root = args.root / f"existing-{args.existing.name}"
+    work = root / "clients"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    here = Path(__file__).resolve().parent.parent
+    proc, url = start_server(root, args.existing)
+    try:
+        common.header(f"clients of `chroma run` serving {args.existing}")
+        empty = seed_cache(work, common.default_cache_dir(), "after")
+        rows = []
+        r = timed(here, url, work / "run", empty, collection)
+        rows.append(("client, empty cache", r["seconds"], r["seconds"], r["index"], r["search"], r["rss_mb"]))
+        cached = work / "cached"
+        shutil.copytree(work / "run", cached, symlinks=True)
+        runs = [timed(here, url, work / "run", cached, collection) for _ in range(args.runs)]
+        rows.append(("client, cache current", common.median([r["seconds"] for r in runs]),
+                     min(r["seconds"] for r in runs), common.median([r["index"] for r in runs]),
+                     common.median([r["search"] for r in runs]), common.median([r["rss_mb"] for r in runs])))
+        cli = [cli_search(url, collection, work / "run", cached, args.query) for _ in range(args.runs)]
+        if any(rc for _, _, rc in cli):
+            raise SystemExit(f"papers search failed: exit codes {[rc for _, _, rc in cli]}")
+        rows.append((f"papers search {args.query!r}", common.median([c[0] for c in cli]),
+                     min(c[0] for c in cli), None, None, common.median([c[1] for c in cli])))
+        print(f"{args.runs} runs each (medians); load now {common.load_str()}")
+        common.table(["new process", "median s", "min s", "index s", "search s", "peak RSS MB"], rows, digits=2)
+        print(f"the server (`chroma run`, pid {proc.pid}) after them: RSS {rss_mb(proc.pid):,.0f} MB")
+        common.footer()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    return 0
+
+
 def run_scenarios(args, root: Path, url: str, bench_cache: Path) -> None:
     common.header(f"a fresh client's first search against `chroma run` holding {args.chunks:,} chunks")
     here = Path(__file__).resolve().parent.parent
@@ -212,19 +291,10 @@ def run_scenarios(args, root: Path, url: str, bench_cache: Path) -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
 
-    def seed_cache(name: str) -> Path:
-        # The models and tiktoken files are not what is measured: each cache starts with them.
-        base = work / f"{name}-empty"
-        base.mkdir()
-        for sub in ("models", "tiktoken"):
-            if (bench_cache / sub).exists():
-                os.symlink(bench_cache / sub, base / sub)
-        return base
-
     results: dict[tuple[str, str], list[dict]] = {}
     snapshots: dict[str, Path] = {}
     for name, code in codes.items():
-        empty = seed_cache(name)
+        empty = seed_cache(work, bench_cache, name)
         runs = [timed(code, url, work / "run", empty) for _ in range(args.runs)]
         results[("fresh", name)] = runs
         snapshots[name] = work / f"{name}-cached"

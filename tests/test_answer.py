@@ -182,10 +182,20 @@ def test_a_near_miss_abstains_and_says_what_no_paper_has(assistant_offline):
 
 
 def test_an_off_topic_question_abstains_without_calling_the_model(assistant_offline):
+    """The closest papers are offered uncited, each with its sentence nearest the question,
+    quoted verbatim from its abstract, so that the reader can judge."""
     answer = assistant_offline.ask("How do I bake sourdough bread at home?")
     assert answer.abstained and answer.text.splitlines()[0].startswith(SENTINEL)
-    assert [line[2:] for line in answer.text.splitlines()[2:]] == list(answer.closest)
-    assert len(answer.closest) == 3 and "[" not in answer.text
+    lines = answer.text.splitlines()[2:]
+    assert len(answer.closest) == 3 and len(lines) == 3 and "[" not in answer.text
+    closest = assistant_offline.plan("How do I bake sourdough bread at home?", []).closest
+    for line, hit in zip(lines, closest):
+        assert line.startswith(f'- {hit.title}: "') and line.endswith('"')
+        quote = line[len(f'- {hit.title}: "'):-1]
+        abstract = " ".join(assistant_offline.store.paper(hit.paper_id).abstract.split())
+        assert len(quote) > 25 and quote in abstract
+    shown = [(q["title"], q["quote"]) for q in answer.to_dict()["closest_quotes"]]
+    assert [t for t, _ in shown] == list(answer.closest) and all(q for _, q in shown)
 
 
 def test_a_follow_up_about_it_reads_the_cited_paper_without_a_model_call(assistant_offline):

@@ -623,6 +623,7 @@ from assistant.evaluation.suite import (  # noqa: E402
     known_metric_paths,
     score_question,
 )
+from assistant.answer_text import CLOSEST_HEADER  # noqa: E402
 from assistant.types import Answer, Citation, Claim, Source  # noqa: E402
 
 STABILITY = "Efficient Continual Pre-training by Mitigating the Stability Gap"
@@ -643,7 +644,7 @@ def _answer(lines, *, abstained=False, sources=((1, STABILITY, STABILITY_TEXT),
     srcs = tuple(Source(n, f"p{n}", t, text, 1.0) for n, t, text in sources)
     if abstained:
         text = "\n".join(["The collection does not contain papers that answer this question.",
-                          "Closest, but not about this:", *[f"- {t}" for t in closest]])
+                          CLOSEST_HEADER, *[f"- {t}" for t in closest]])
         return Answer("q", text, (), srcs, True, "m", closest=tuple(closest))
     by_n = {s.n: s for s in srcs}
     used = dict.fromkeys(n for _, cites, _, _ in lines for n in cites)
