@@ -189,6 +189,23 @@ def test_report_aggregates_overall_and_by_kind():
     json.dumps(d)  # the --json output is plain JSON
 
 
+def test_false_abstentions_count_whether_the_gold_paper_was_shown_among_the_closest():
+    """Abstaining on an answerable question still offers its paper when the paper is among the
+    closest shown (quoted): the share is over false abstentions only."""
+    results = [
+        _result("p1", "paraphrase", gold=("Paper A",), abstained=True, abstention_correct=False,
+                closest=["Other", "paper a", "More"]),  # titles match as the corpus merges them
+        _result("p2", "paraphrase", gold=("Paper B",), abstained=True, abstention_correct=False,
+                closest=["Other", "More"]),
+        _result("p3", "paraphrase", gold=("Paper C",), cited=["Paper C"]),
+        _result("a1", "abstain", abstained=True, closest=["Paper A"]),
+    ]
+    d = EvalReport(results, model="m", mode="replay", seconds=1.0).to_dict()
+    assert d["abstention"]["false_abstention_rate"] == round(2 / 3, 4)
+    assert d["abstention"]["gold_shown_abstaining"] == 0.5
+    assert [r.gold_shown_abstaining for r in results] == [True, False, None, None]
+
+
 def test_thresholds_name_each_failing_metric():
     report = {"retrieval": {"recall@5": 0.5}, "faithfulness": 0.9,
               "by_kind": {"fact": {"facts": {"accuracy": None}}}}

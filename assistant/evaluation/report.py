@@ -30,13 +30,15 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("abstention.accuracy", "Abstention accuracy", "abstention_accuracy"),
     ("abstention.abstain_recall", "Abstain recall", "abstain_recall"),
     ("abstention.false_abstention_rate", "False abstention rate", "false_abstention_rate"),
+    ("abstention.gold_shown_abstaining", "False abstentions showing the gold paper (closest)",
+     "gold_shown_abstaining"),
     ("abstention.near_miss_recall", "Near-miss abstain recall", "near_miss_recall"),
     ("faithfulness", "Faithfulness (deterministic)", "faithfulness"),
     ("faithfulness_judge", "Judge (model grades itself)", "faithfulness_judge"),
     ("faithfulness_runtime", "Faithfulness (run-time check)", "faithfulness_runtime"),
 )
 SHORT = ("head", "key", "echo", "extra", "list", "subst", "R@5", "R@10", "MRR", "cit.P",
-         "cit.R", "fact", "abst", "abst.R", "falseA", "near", "faith", "judge", "runtm")
+         "cit.R", "fact", "abst", "abst.R", "falseA", "shownG", "near", "faith", "judge", "runtm")
 # The checks whose statement-level unsupported rates are compared.
 CHECKS = (("runtime", "run-time check (Answer.claims)"), ("deterministic", "deterministic scorer"),
           ("judge", "LLM judge"))

@@ -233,6 +233,15 @@ class QuestionResult:
     extra_citation: bool | None = None  # single-paper question citing outside gold+acceptable
     list_recall: float | None = None  # "which papers" questions
     left_out: int = 0  # direct-answer sentences the run-time check left out
+    closest: list[str] = field(default_factory=list)  # abstaining: the titles offered, quoted
+
+    @property
+    def gold_shown_abstaining(self) -> bool | None:
+        """An answerable question abstained on, but its gold paper is among the closest shown
+        (with its nearest sentence quoted): the reader still finds it. None otherwise."""
+        if self.kind == "abstain" or not self.abstained:
+            return None
+        return any(M.title_ok(t, self.gold) for t in self.closest)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -299,6 +308,8 @@ def summarize(rs: Sequence[QuestionResult]) -> dict[str, Any]:
             "accuracy": M.mean_of(r.abstention_correct for r in rs),
             "abstain_recall": M.mean_of(r.abstention_correct for r in abstain),
             "false_abstention_rate": M.mean_of(r.abstained for r in answerable),
+            # of those false abstentions, the share whose gold paper is among the closest shown
+            "gold_shown_abstaining": M.mean_of(r.gold_shown_abstaining for r in answerable),
             "near_miss_recall": M.mean_of(r.abstention_correct for r in abstain
                                           if "near_miss" in r.tags),
             "abstain_questions": len(abstain),
@@ -575,6 +586,7 @@ def score_question(q: Question, answer, retrieved: list[str], scorer: Determinis
         extra_citation=extra,
         list_recall=M.list_recall(cited, q.gold, q.is_list),
         left_out=len(getattr(answer, "left_out", ())),
+        closest=list(getattr(answer, "closest", ())),
     )
 
 
