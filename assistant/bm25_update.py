@@ -13,7 +13,7 @@ section 5c). Now:
   so a chunk written by an ingest that was running while the index was built is fetched again),
   finds deleted chunks by the count (and only when the count disagrees, by every id: ~40 bytes a
   chunk), and rebuilds the bm25s arrays from the saved term ids (`Builder.save_terms`) plus the
-  changed chunks' terms. The names table (names-state.json) loses the changed papers' old
+  changed chunks' terms. The names table (NAMES_STATE_FILE) loses the changed papers' old
   contributions and gains their new ones. Nothing unchanged is downloaded or tokenized again.
 
 `update` returns False (the caller then builds the whole index, as before) when the index was
@@ -36,7 +36,7 @@ from .types import Chunk
 
 def update(store, folder: Path) -> bool:
     """Bring the index saved in `folder` up to the store's state; False where it cannot."""
-    from .retrieval import NameTable
+    from .retrieval import NAMES_STATE_FILE, NameTable
 
     try:
         meta = json.loads((folder / "meta.json").read_text())
@@ -48,7 +48,7 @@ def update(store, folder: Path) -> bool:
         builder, flat, lengths = Builder.load_terms(folder)
         if meta["chunks"] != len(old) or len(lengths) != len(old):
             return False
-        state_file = folder / "names-state.json"
+        state_file = folder / NAMES_STATE_FILE
         names = NameTable.load(state_file) if state_file.exists() else None
     except (OSError, ValueError, KeyError, TypeError, EOFError):
         return False
@@ -84,8 +84,7 @@ def update(store, folder: Path) -> bool:
         retriever, df = builder.finish()
         if names is not None:
             _update_names(names, affected, keep, old, fresh)
-            (tmp / "names.json").write_text(json.dumps(names.result(), ensure_ascii=False))
-            names.save(tmp / "names-state.json")
+            names.write(tmp)
         table.save(tmp)
         builder.save_terms(tmp)
         write_parts(tmp, retriever, df, generation, int(keep.sum()) + len(fresh), **state)

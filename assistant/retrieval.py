@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -43,7 +44,7 @@ from .types import Chunk, Filters, Hit
 # each pattern below scan to the run's end from every boundary, quadratic in the text: an 8 KB
 # abstract took 0.25 s, 40 KB ~6 s at ingest. Bounded, each start costs at most 64 steps.
 _NAME = r"[A-Za-z0-9][A-Za-z0-9.\-]{0,62}[A-Za-z0-9]"
-_IN_BRACKETS = re.compile(r"\((" + _NAME + r")[),;]")
+_IN_BRACKETS = re.compile(r"\((" + _NAME + r")([),;])")
 _BEFORE_EXPANSION = re.compile(r"\b(" + _NAME + r") \((?:[A-Za-z][a-z\-]*\s){1,}")
 _NAMED = re.compile(r"\b(?:propose|introduce|present|call|dub|name|named|called|dubbed|termed)"
                     r"(?:d|s)?\s+(?:a |an |the )?(" + _NAME + r")\b")
@@ -74,9 +75,23 @@ def _singular(token: str) -> str:
     return token[:-1] if len(token) > 2 and token.endswith("s") and token[-2].isupper() else token
 
 
+def _abbreviates(name: str, before: str) -> bool:
+    """"PFNs" after "prior-data fitted networks": its capitals are initials of the words before.
+
+    A bracket that goes on after the name ("(PFNs; ...)") defines it only then: "(CIFAR-10,
+    ImageNet 32 x 32, and ...)" lists data sets the paper uses, and treating each as the paper's
+    own name put the Selfie paper first for any question that said "CIFAR-10" (12 such lists in
+    the bundled abstracts, none a definition).
+    """
+    caps = [ch.lower() for ch in _singular(name) if ch.isupper()]
+    initials = iter(w[0].lower() for w in re.findall(r"[A-Za-z]+", before)[-(len(caps) + 3):])
+    return bool(caps) and all(ch in initials for ch in caps)  # a subsequence, in order
+
+
 def defined_names(title: str, text: str) -> set[str]:
     """Acronyms and coined names that a paper's title or abstract defines."""
-    names = {m for m in _IN_BRACKETS.findall(text) if name_like(m)}
+    names = {m[1] for m in _IN_BRACKETS.finditer(text) if name_like(m[1])
+             and (m[2] == ")" or _abbreviates(m[1], text[max(0, m.start() - 160):m.start()]))}
     names |= {m for m in _BEFORE_EXPANSION.findall(text) if name_like(m)}
     names |= {m for m in _NAMED.findall(text) if name_like(m)}
     names |= {m for m in _FOR_SHORT.findall(text) if name_like(m)}
@@ -94,8 +109,15 @@ def _case_ok(query_token: str, name: str) -> bool:
     return True
 
 
+# The names table's files beside the index. "-2": the rule of _abbreviates; an index saved under
+# the older rule has only names.json, which is ignored: the first search computes the table
+# again and saves it (`BM25Index.for_store`), and a refresh without it rebuilds it.
+NAMES_FILE = "names-2.json"
+NAMES_STATE_FILE = "names-state-2.json"
+
+
 def _load_names(path: Path) -> dict[str, tuple[list[tuple[str, str]], int]] | None:
-    """names.json as NameTable.result() gave it, or None when the index has none."""
+    """NAMES_FILE as NameTable.result() gave it, or None when the index has none."""
     if not path.exists():
         return None
     raw = json.loads(path.read_text())
@@ -181,7 +203,7 @@ class BM25Index:
                 return None
             if (folder / "meta.json").read_text() != meta:
                 return None
-            names = _load_names(folder / "names.json")
+            names = _load_names(folder / NAMES_FILE)
         except (OSError, ValueError, KeyError, TypeError, EOFError):  # np.load of an empty file: EOFError
             return None
         index = cls(retriever, chunks, generation, df)
@@ -207,7 +229,14 @@ class BM25Index:
                     cls._write(store, folder)
                 index = cls.load(folder, store.generation)
         if index is None:  # not saved: held in memory for this process
-            index = cls.build(list(store.iter_chunks()), store.generation)
+            return cls.build(list(store.iter_chunks()), store.generation)
+        if "names" not in index.__dict__ and len(index.chunks):  # saved without (or by older code)
+            table = NameTable()
+            for paper_id, chunks in index.paper_chunks.items():
+                table.add(paper_id, chunks)
+            index.__dict__["names"] = table.result()
+            with contextlib.suppress(OSError):  # a cache: a read-only store computes it each time
+                table.write(folder)
         return index
 
     @classmethod
@@ -237,8 +266,7 @@ class BM25Index:
 
         def save_names(tmp: Path, exact: bool) -> None:
             if exact:  # else left to the first search (a paper's chunks were not together)
-                (tmp / "names.json").write_text(json.dumps(table.result(), ensure_ascii=False))
-                table.save(tmp / "names-state.json")  # what a refresh updates (bm25_update.py)
+                table.write(tmp)
 
         bm25.write_for_store(store, folder, on_paper=table.add, extras=save_names)
 
@@ -383,6 +411,17 @@ class NameTable:
 
     def result(self) -> dict[str, tuple[list[tuple[str, str]], int]]:
         return {k: (sorted(v), self._mentions[k]) for k, v in self._defined.items()}
+
+    def write(self, folder: Path) -> None:
+        """NAMES_FILE (what a search reads) and NAMES_STATE_FILE (what a refresh updates,
+        bm25_update.py) into the index's folder, each swapped into place whole."""
+        for name, text in ((NAMES_STATE_FILE, None), (NAMES_FILE, json.dumps(self.result(), ensure_ascii=False))):
+            tmp = folder / f".{name}.tmp"
+            if text is None:
+                self.save(tmp)
+            else:
+                tmp.write_text(text)
+            os.replace(tmp, folder / name)
 
     def save(self, path: Path) -> None:
         """The whole table (every token's mention count too), for a refresh to update."""

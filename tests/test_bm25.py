@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from assistant import bm25
-from assistant.retrieval import BM25Index
+from assistant.retrieval import NAMES_FILE, NAMES_STATE_FILE, BM25Index
 from assistant.store import Store
 
 QUERIES = ["stability gap continual pre-training", "protein folding", "retrieval augmented generation",
@@ -74,7 +74,7 @@ def test_is_current_refuses_a_stale_or_partial_index(bundled_store, tmp_path, da
 
 
 def test_ingest_saves_the_name_table_search_would_build(bundled_store, tmp_path, monkeypatch):
-    """refresh (ingest's path) writes names.json from pages of 7 chunks; load serves it as is."""
+    """refresh (ingest's path) writes the names table from pages of 7 chunks; load serves it as is."""
     import shutil
 
     settings = bundled_store.model_copy(update={"store_dir": tmp_path / "store"})
@@ -83,12 +83,32 @@ def test_ingest_saves_the_name_table_search_would_build(bundled_store, tmp_path,
     monkeypatch.setattr(bm25, "PAGE", 7)
     store = Store.open(settings)
     BM25Index.refresh(store)
-    assert (settings.store_dir / "bm25" / "names.json").exists()
+    assert (settings.store_dir / "bm25" / NAMES_FILE).exists()
     loaded = BM25Index.load(settings.store_dir / "bm25", store.generation)
     assert "names" in loaded.__dict__  # served from the file, not recomputed
     built = BM25Index.build(list(store.iter_chunks()), store.generation)
     assert loaded.names == built.names and len(built.names) > 100
     assert loaded.named_papers("How does TabPFN classify tables?", 3)
+
+
+def test_an_index_saved_under_the_older_names_rule_gets_the_table_again(bundled_store, tmp_path):
+    """An index whose names table was saved by older code (names.json only) is not served that
+    table: the first search computes it under today's rule and saves it beside the index."""
+    import shutil
+
+    settings = bundled_store.model_copy(update={"store_dir": tmp_path / "store"})
+    shutil.copytree(bundled_store.store_dir, settings.store_dir)
+    folder = settings.store_dir / "bm25"
+    old = {"cifar-10": [[["CIFAR-10", "t:selfie"]], 3]}  # the older rule's list entry
+    (folder / NAMES_FILE).rename(folder / "names.json")
+    (folder / "names.json").write_text(json.dumps(old))
+    (folder / NAMES_STATE_FILE).unlink()
+    store = Store.open(settings)
+    index = BM25Index.for_store(store)
+    built = BM25Index.build(list(store.iter_chunks()), store.generation)
+    assert index.names == built.names and "cifar-10" not in index.names
+    assert json.loads((folder / NAMES_FILE).read_text()).keys() == built.names.keys()
+    assert (folder / NAMES_STATE_FILE).exists()  # what the next refresh updates
 
 
 def test_paper_groups_give_each_paper_whole_and_notice_mixed_versions():

@@ -50,6 +50,7 @@ from assistant.evaluation.suite import (
     fingerprint,
     load_thresholds,
     stale_message,
+    unmatched_message,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -443,6 +444,18 @@ def test_stale_recordings_fail_with_one_line(tmp_path):
     assert message.startswith("recordings are stale (prompt or model changed): re-record with "
                               "`papers eval --record` (needs the local model, ~2 min)")
     assert stale_message({}, 10).endswith("~15 min)")
+
+
+def test_requests_that_were_not_recorded_name_every_question_to_record_again():
+    """A change to retrieval leaves the fingerprints alone; the replay names each question whose
+    requests changed, as -q options, in one line."""
+    ids = [f"q{i}" for i in range(14)]
+    message = unmatched_message({}, ids, 266)
+    assert "\n" not in message
+    assert message.startswith("recordings are stale: 14 of 266 questions now send requests that were "
+                              "not recorded")
+    assert "`papers eval --record -q q0 -q q1 " in message and "-q q11 (and 2 more)`" in message
+    assert "-q q12" not in message and message.endswith("~21 min)")
 
 
 # --------------------------------------------------------------------------- report

@@ -103,6 +103,15 @@ def test_defined_names_are_found_in_brackets_before_expansions_and_titles():
     assert {"TabPFN", "PFN"} <= defined_names(*PAPERS["tab"])  # "(PFN)" and the title's prefix
     assert "TTT" in defined_names("A title", "Test-time training TTT (test-time training) adapts.")
     assert "MAKE" in defined_names("MAKE: Multi-Aspect Knowledge-Enhanced Pretraining", "We pretrain.")
+
+
+def test_a_bracketed_list_of_data_sets_is_not_a_definition():
+    """"(CIFAR-10, ImageNet 32 x 32, ...)" names data sets the paper uses, not its own; a bracket
+    that goes on after the name defines it only when it abbreviates the words before."""
+    text = "We evaluate Selfie on three benchmarks (CIFAR-10, ImageNet 32 x 32, and ImageNet 224 x 224)."
+    assert "CIFAR-10" not in defined_names("Selfie: Self-supervised Pretraining", text)
+    assert "NER" not in defined_names("A title", "on three tasks (NER, POS, and NLI) in 20 languages.")
+    assert "PFN" in defined_names("A title", "Prior-data fitted networks (PFNs; Mueller et al.) learn.")
     assert name_like("CT-LLM") and name_like("Craw4LLM") and name_like("wav2vec")
     assert not name_like("Domain-Adaptive") and not name_like("Pre-Training") and not name_like("Large")
 

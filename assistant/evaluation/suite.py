@@ -128,6 +128,16 @@ def stale_message(manifest: dict, n: int, detail: str = "") -> str:
     return f"{line}; {detail}" if detail else line
 
 
+def unmatched_message(manifest: dict, ids: Sequence[str], n: int) -> str:
+    """One line naming the questions whose requests were not recorded, so they can be re-recorded
+    with -q alone: the fingerprint does not cover retrieval, so a change to it goes unseen until
+    a question's prompt differs (a list of one id at a time made that a loop of replays)."""
+    shown = " ".join(f"-q {i}" for i in ids[:12]) + (f" (and {len(ids) - 12} more)" if len(ids) > 12 else "")
+    return (f"recordings are stale: {len(ids)} of {n} questions now send requests that were not "
+            f"recorded (retrieval or the answer's inputs changed): re-record them with "
+            f"`{RERECORD} {shown}` (needs the local model, ~{_minutes(manifest, len(ids))} min)")
+
+
 def _is_unmatched(exc: BaseException) -> bool:
     from vcr.errors import CannotOverwriteExistingCassetteException
 
@@ -697,6 +707,7 @@ def run_suite(
     judge_model = Judge(llm) if judge else None
     completed = False
     errors_in_a_row = 0
+    unmatched: list[str] = []
     try:
         for i, q in enumerate(questions):
             t0 = time.perf_counter()
@@ -713,8 +724,8 @@ def run_suite(
                                                    _cited_texts(answer), atomic=True)
             except Exception as exc:
                 if not record and _is_unmatched(exc):
-                    raise StaleRecordingsError(
-                        stale_message(manifest, len(questions), f"first: {q.id}")) from exc
+                    unmatched.append(q.id)  # the others are still replayed, to name them all
+                    continue
                 # Recording, one failing question (a timeout, a malformed reply) must not throw
                 # away an hour of recordings: it counts as an error (the command exits 1) and
                 # stays stale for `--only-stale`. Several in a row are the server, not the
@@ -746,6 +757,8 @@ def run_suite(
                 _save_manifest(cassettes, manifest)
             if progress:
                 progress(i + 1, len(questions), q.id)
+        if unmatched:
+            raise StaleRecordingsError(unmatched_message(manifest, unmatched, len(questions)))
         completed = True
     finally:
         assistant.close()
