@@ -216,7 +216,7 @@ def seed_cache(work: Path, bench_cache: Path, name: str) -> Path:
     """An empty client cache but for the models and tiktoken files, which are not what is measured."""
     base = work / f"{name}-empty"
     base.mkdir()
-    for sub in ("models", "tiktoken"):
+    for sub in ("models", "onnx_models", "tiktoken"):  # the chat model, the embedder, tiktoken
         if (bench_cache / sub).exists():
             os.symlink(bench_cache / sub, base / sub)
     return base
