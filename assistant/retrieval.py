@@ -111,7 +111,7 @@ def _case_ok(query_token: str, name: str) -> bool:
 
 # The names table's files beside the index. "-2": the rule of _abbreviates; an index saved under
 # the older rule has only names.json, which is ignored: the first search computes the table
-# again and saves it (`BM25Index.for_store`), and a refresh without it rebuilds it.
+# again and saves it (`BM25Index.for_store`; ~0.25 ms a paper, once).
 NAMES_FILE = "names-2.json"
 NAMES_STATE_FILE = "names-state-2.json"
 
@@ -215,7 +215,7 @@ class BM25Index:
     def for_store(cls, store: Store) -> "BM25Index":
         """The store's BM25 index: loaded from beside the store, refreshed from the chunks that
         changed since it was saved (bm25_update.py), or built from it page by page (as ingest
-        does, names.json included), saved and loaded.
+        does, its names table included), saved and loaded.
 
         Saving is a cache here: a search on a read-only or full store still gets its index
         (built in memory from every chunk). Ingest saves through `refresh`, which reports such
@@ -231,9 +231,7 @@ class BM25Index:
         if index is None:  # not saved: held in memory for this process
             return cls.build(list(store.iter_chunks()), store.generation)
         if "names" not in index.__dict__ and len(index.chunks):  # saved without (or by older code)
-            table = NameTable()
-            for paper_id, chunks in index.paper_chunks.items():
-                table.add(paper_id, chunks)
+            table = index.name_table()
             index.__dict__["names"] = table.result()
             with contextlib.suppress(OSError):  # a cache: a read-only store computes it each time
                 table.write(folder)
@@ -280,13 +278,17 @@ class BM25Index:
     def names(self) -> dict[str, tuple[list[tuple[str, str]], int]]:
         """casefolded name -> ([(name as defined, paper_id)], number of papers mentioning it).
 
-        Saved with the index at ingest (names.json): built here it costs ~0.25 ms a paper,
+        Saved with the index at ingest (NAMES_FILE): built here it costs ~0.25 ms a paper,
         ~50 s on the first question at 200,000 papers.
         """
+        return self.name_table().result()
+
+    def name_table(self) -> "NameTable":
+        """The names table of every paper in the index, built from its chunks."""
         table = NameTable()
         for paper_id, chunks in self.paper_chunks.items():
             table.add(paper_id, chunks)
-        return table.result()
+        return table
 
     def _title_terms(self, paper_ids) -> dict[str, set[str]]:
         """Stemmed terms of each paper's title, for the papers asked about, cached per paper
@@ -415,13 +417,11 @@ class NameTable:
     def write(self, folder: Path) -> None:
         """NAMES_FILE (what a search reads) and NAMES_STATE_FILE (what a refresh updates,
         bm25_update.py) into the index's folder, each swapped into place whole."""
-        for name, text in ((NAMES_STATE_FILE, None), (NAMES_FILE, json.dumps(self.result(), ensure_ascii=False))):
-            tmp = folder / f".{name}.tmp"
-            if text is None:
-                self.save(tmp)
-            else:
-                tmp.write_text(text)
-            os.replace(tmp, folder / name)
+        state, names = folder / f".{NAMES_STATE_FILE}.tmp", folder / f".{NAMES_FILE}.tmp"
+        self.save(state)
+        names.write_text(json.dumps(self.result(), ensure_ascii=False))
+        os.replace(state, folder / NAMES_STATE_FILE)
+        os.replace(names, folder / NAMES_FILE)
 
     def save(self, path: Path) -> None:
         """The whole table (every token's mention count too), for a refresh to update."""
