@@ -44,7 +44,8 @@ def eval_command(
     only_stale: bool = typer.Option(
         False, "--only-stale",
         help="With --record: re-record only the questions whose recordings are missing or "
-             "stale (resumes an interrupted recording)."),
+             "made for other prompts, model or question (resumes an interrupted recording); "
+             "questions whose requests a retrieval change altered are named by the replay, for -q."),
     save_embeddings: bool = typer.Option(
         False, "--save-embeddings",
         help="Rewrite evals/embeddings.npz with the vectors this run used (after changing "
