@@ -4,11 +4,11 @@ Memory (why a builder and not `bm25s.BM25.index` over a list of chunks): an inge
 index from the whole store. Holding every Chunk and bm25s's Python token lists costs ~7 KB a
 chunk, and reading the store 5,000 chunks a page makes Chroma build ~160 MB of results at once;
 at 200,000 arXiv abstracts that alone is over 1.5 GB. `write_for_store` instead reads the store
-PAGE chunks at a time, writes each chunk's record straight to `chunks.jsonl` and keeps only its
-term ids (int32, one flat array a page: ~0.3 KB a chunk). The scores are then computed by bm25s's
-own `build_index_from_ids`, so the index is the one `bm25s.BM25.index` would build: the same
-scores for the same documents (vocabulary ids may be numbered differently; they never reach a
-result). See benchmarks/README.md section 5 for the figures.
+PAGE chunks at a time, writes each chunk's record straight to `chunks.jsonl` and its term ids
+(int32) to a spill file. The scores are then computed a page at a time by
+`bm25_build.index_arrays`: the arrays `bm25s.BM25.index` would build, bit for bit (vocabulary ids
+may be numbered differently; they never reach a result). See benchmarks/README.md, sections 5
+and 5g, for the figures.
 """
 
 from __future__ import annotations
@@ -55,47 +55,22 @@ def chunk_of(r: dict) -> Chunk:
                  n_chunks=r["n"], year=r["y"], categories=tuple(r["c"]), sources=tuple(r["s"]))
 
 
-class _Docs:
-    """The builder's documents as bm25s iterates them: one list of term ids each, made on demand."""
-
-    def __init__(self, pages: list[tuple[np.ndarray, np.ndarray]]) -> None:
-        self._pages = pages
-
-    def __len__(self) -> int:
-        return sum(len(lengths) for _, lengths in self._pages)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for flat, lengths in self._pages:
-            start = 0
-            for n in lengths.tolist():
-                yield flat[start : start + n].tolist()
-                start += n
-
-
-def _csc(data, rows, cols, shape):
-    """bm25s's CSC step (`_np_csc_python`) with ~half its transient memory, same arrays out.
-
-    bm25s sorts the (column << 32 | row) int64 keys: with int64 copies of rows and columns and
-    the argsort's indices that is ~40 bytes an entry, ~620 MB for 200,000 abstracts (~12M
-    entries). The rows arrive in document order, so a stable sort by column alone gives the
-    same order (rows ascending within a column): ~12 bytes an entry.
-    """
-    indptr = np.zeros(shape[1] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(cols, minlength=shape[1]), out=indptr[1:])
-    order = np.argsort(cols, kind="stable")
-    return data[order], rows[order], indptr
-
-
 class Builder:
     """Chunks' texts added a page at a time; `finish` gives the bm25s index and term frequencies.
 
         b = Builder(); b.add(["stability gap in pre-training", "gap"])
         retriever, df = b.finish()  # df: {"stabil": 1, "gap": 2, "pretrain": 1, "pre": 1, "train": 1}
+
+    With `spill` (a file path), the term ids go to that file as they come (~4 bytes a term, 410
+    MB at 1M synthetic chunks) and are read back a page at a time; without it they stay in
+    memory (small builds). The index arrays are computed by `bm25_build.index_arrays`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, spill: Path | None = None) -> None:
         self.vocab: dict[str, int] = {}  # stemmed term -> id
-        self._pages: list[tuple[np.ndarray, np.ndarray]] = []  # (term ids, terms per chunk)
+        self._pages: list[tuple[np.ndarray | None, np.ndarray]] = []  # (term ids or None, lengths)
+        self._spill = spill
+        self._fh = open(spill, "w+b") if spill is not None else None
 
     def add(self, texts: Sequence[str]) -> None:
         ids: list[int] = []
@@ -104,59 +79,88 @@ class Builder:
         for terms in tokenize(texts, False):
             ids += [vocab.setdefault(t, len(vocab)) for t in terms]
             lengths.append(len(terms))
-        self._pages.append((np.array(ids, dtype=np.int32), np.array(lengths, dtype=np.int64)))
-
-    def terms(self) -> tuple[np.ndarray, np.ndarray]:
-        """(every chunk's term ids end to end, terms per chunk), in the order added."""
-        if not self._pages:
-            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64)
-        return (np.concatenate([f for f, _ in self._pages]), np.concatenate([n for _, n in self._pages]))
+        self.add_ids(np.array(ids, dtype=np.int32), np.array(lengths, dtype=np.int64))
 
     def add_ids(self, flat: np.ndarray, lengths: np.ndarray) -> None:
         """Chunks already tokenized with this builder's vocabulary (a saved index's terms)."""
-        self._pages.append((np.asarray(flat, dtype=np.int32), np.asarray(lengths, dtype=np.int64)))
+        flat = np.asarray(flat, dtype=np.int32)
+        if self._fh is not None:
+            self._fh.write(flat.tobytes())
+            flat = None
+        self._pages.append((flat, np.asarray(lengths, dtype=np.int64)))
+
+    def pages(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(term ids, terms per chunk) of each page added, in order, read back from the spill."""
+        if self._fh is not None:
+            self._fh.flush()
+            self._fh.seek(0)
+        for flat, lengths in self._pages:
+            if flat is None:
+                flat = np.fromfile(self._fh, dtype=np.int32, count=int(lengths.sum()))
+            yield flat, lengths
+
+    def __len__(self) -> int:
+        return sum(len(lengths) for _, lengths in self._pages)
 
     def save_terms(self, folder: Path) -> None:
         """The term ids and vocabulary beside the index, so a refresh tokenizes only what changed
         (~0.3 KB a chunk; tokenizing costs ~0.1 ms a chunk, reading these back ~nothing)."""
-        flat, lengths = self.terms()
-        np.save(folder / "terms.npy", flat)
+        lengths = np.concatenate([n for _, n in self._pages]) if self._pages else np.zeros(0, np.int64)
+        with open(folder / "terms.npy", "wb") as fh:
+            np.lib.format.write_array_header_1_0(
+                fh, {"descr": np.dtype(np.int32).str, "fortran_order": False,
+                     "shape": (int(lengths.sum()),)})
+            for flat, _ in self.pages():
+                fh.write(flat.tobytes())
         np.save(folder / "lengths.npy", lengths)
         (folder / "vocab.json").write_text(json.dumps(self.vocab, ensure_ascii=False))
 
-    @classmethod
-    def load_terms(cls, folder: Path) -> "tuple[Builder, np.ndarray, np.ndarray]":
-        """(an empty builder with the saved vocabulary, term ids, lengths); OSError/ValueError
-        when they are missing or do not fit each other."""
-        b = cls()
-        b.vocab = json.loads((folder / "vocab.json").read_text())
+    def close(self) -> None:
+        """Remove the spill file (the builder is spent)."""
+        if self._fh is not None:
+            self._fh.close()
+            self._spill.unlink(missing_ok=True)
+            self._fh = None
+
+    @staticmethod
+    def load_terms(folder: Path) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
+        """(the saved vocabulary, term ids memory-mapped, lengths); OSError/ValueError when they
+        are missing or do not fit each other."""
+        vocab = json.loads((folder / "vocab.json").read_text())
         flat = np.load(folder / "terms.npy", mmap_mode="r")  # read once, through the page cache
         lengths = np.load(folder / "lengths.npy")
         if flat.ndim != 1 or lengths.ndim != 1 or int(lengths.sum()) != len(flat):
             raise ValueError("terms do not fit their lengths")
-        if len(flat) and int(flat.max()) >= len(b.vocab):
+        if len(flat) and int(flat.max()) >= len(vocab):
             raise ValueError("terms do not fit the vocabulary")
-        return b, flat, lengths
+        return vocab, flat, lengths
+
+    @classmethod
+    def spilling(cls, vocab: dict[str, int], spill: Path) -> "Builder":
+        """A builder that goes on numbering terms from `vocab`, its term ids spilled to `spill`."""
+        b = cls(spill)
+        b.vocab = dict(vocab)
+        return b
 
     def finish(self):
         """(bm25s.BM25, {term: number of chunks containing it}), as `BM25.index` would build it."""
         import bm25s
 
+        from .bm25_build import Params, index_arrays
+
         retriever = bm25s.BM25()
-        retriever._np_csc = _csc  # the same CSC arrays, less memory (see _csc)
-        docs = _Docs(self._pages)
-        if not len(docs):
+        if not len(self):
             return retriever, {}
         vocab = dict(self.vocab)
-        # What BM25.index does with a Tokenized corpus, step for step.
-        retriever.scores = retriever.build_index_from_ids(
-            unique_token_ids=list(vocab.values()), corpus_token_ids=docs, show_progress=False)
-        if "" not in vocab:
+        data, indices, indptr = index_arrays(self.pages, len(vocab), Params.of(retriever))
+        retriever.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": len(self)}
+        retriever.nonoccurrence_array = None  # as build_index_from_ids sets it for this method
+        if "" not in vocab:  # what BM25.index adds to a Tokenized corpus's vocabulary
             vocab[""] = max(vocab.values()) + 1
         retriever.vocab_dict = vocab
         retriever.unique_token_ids_set = set(vocab.values())
         # A term's column holds one entry per chunk containing it: its length is the term's df.
-        counts = np.diff(retriever.scores["indptr"])
+        counts = np.diff(indptr)
         df = {term: int(counts[i]) for term, i in self.vocab.items() if counts[i]}
         return retriever, df
 
@@ -267,21 +271,25 @@ def write_for_store(store, folder: Path, on_paper: Callable[[str, list[Chunk]], 
     def fill(tmp: Path) -> None:
         from .chunk_table import TableWriter
 
-        builder, groups, table, n = Builder(), PaperGroups(), TableWriter(), 0
-        with open(tmp / "chunks.jsonl", "wb") as fh:
-            for page in store.iter_chunk_pages(PAGE):
-                builder.add([c.embed_text for c in page])
-                table.write(fh, page)
-                n += len(page)
-                for paper_id, chunks in groups.feed(page) if on_paper else ():
-                    on_paper(paper_id, chunks)
-        for paper_id, chunks in groups.finish() if on_paper else ():
-            on_paper(paper_id, chunks)
-        retriever, df = builder.finish()
-        if extras is not None:
-            extras(tmp, groups.exact)
-        table.save(tmp)
-        builder.save_terms(tmp)
+        builder = Builder(spill=tmp / "terms.spill")
+        try:
+            groups, table, n = PaperGroups(), TableWriter(), 0
+            with open(tmp / "chunks.jsonl", "wb") as fh:
+                for page in store.iter_chunk_pages(PAGE):
+                    builder.add([c.embed_text for c in page])
+                    table.write(fh, page)
+                    n += len(page)
+                    for paper_id, chunks in groups.feed(page) if on_paper else ():
+                        on_paper(paper_id, chunks)
+            for paper_id, chunks in groups.finish() if on_paper else ():
+                on_paper(paper_id, chunks)
+            retriever, df = builder.finish()
+            if extras is not None:
+                extras(tmp, groups.exact)
+            table.save(tmp)
+            builder.save_terms(tmp)
+        finally:
+            builder.close()
         write_parts(tmp, retriever, df, generation, n, **state)
 
     swap_in(folder, fill)

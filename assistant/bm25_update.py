@@ -45,7 +45,7 @@ def update(store, folder: Path) -> bool:
         if store.revision <= meta["revision"]:  # changed without a new revision: older writer
             return False
         old = ChunkTable.load(folder)
-        builder, flat, lengths = Builder.load_terms(folder)
+        vocab, flat, lengths = Builder.load_terms(folder)
         if meta["chunks"] != len(old) or len(lengths) != len(old):
             return False
         state_file = folder / NAMES_STATE_FILE
@@ -78,19 +78,33 @@ def update(store, folder: Path) -> bool:
             for i in np.flatnonzero(keep).tolist():  # kept records copied, not encoded again
                 table.copy(fh, old.line(i), old[i])
             table.write(fh, fresh)
-        builder.add_ids(flat[np.repeat(keep, lengths)], lengths[keep])
-        for i in range(0, len(fresh), PAGE):
-            builder.add([c.embed_text for c in fresh[i : i + PAGE]])
-        retriever, df = builder.finish()
-        if names is not None:
-            _update_names(names, affected, keep, old, fresh)
-            names.write(tmp)
-        table.save(tmp)
-        builder.save_terms(tmp)
+        builder = Builder.spilling(vocab, tmp / "terms.spill")
+        try:
+            _add_kept(builder, flat, lengths, keep)
+            for i in range(0, len(fresh), PAGE):
+                builder.add([c.embed_text for c in fresh[i : i + PAGE]])
+            retriever, df = builder.finish()
+            if names is not None:
+                _update_names(names, affected, keep, old, fresh)
+                names.write(tmp)
+            table.save(tmp)
+            builder.save_terms(tmp)
+        finally:
+            builder.close()
         write_parts(tmp, retriever, df, generation, int(keep.sum()) + len(fresh), **state)
 
     swap_in(folder, fill)
     return True
+
+
+def _add_kept(builder: Builder, flat: np.ndarray, lengths: np.ndarray, keep: np.ndarray) -> None:
+    """The kept chunks' saved term ids, PAGE chunks at a time (never all of them copied at once)."""
+    ends = np.cumsum(lengths)
+    for a in range(0, len(lengths), PAGE):
+        b = min(a + PAGE, len(lengths))
+        start = int(ends[a - 1]) if a else 0
+        part = np.asarray(flat[start : int(ends[b - 1])])
+        builder.add_ids(part[np.repeat(keep[a:b], lengths[a:b])], lengths[a:b][keep[a:b]])
 
 
 def _update_names(names, affected: set[str], keep, old: ChunkTable, fresh: list[Chunk]) -> None:

@@ -35,6 +35,26 @@ def test_builder_scores_equal_bm25s_own_index(bundled_store):
         assert np.array_equal(want[0], got[0]) and np.array_equal(want[1], got[1]), query
 
 
+def test_page_builder_arrays_are_bm25s_own_bit_for_bit(bundled_store, tmp_path):
+    """bm25_build's arrays, from pages of 37 chunks spilled to a file, equal build_index_from_ids's
+    over the same term ids: same scores (float32 bits), same documents, same column pointers."""
+    texts = [c.embed_text for c in Store.open(bundled_store).iter_chunks()]
+    builder = bm25.Builder(spill=tmp_path / "terms.spill")
+    for i in range(0, len(texts), 37):
+        builder.add(texts[i : i + 37])
+    built, _ = builder.finish()
+    docs = [flat[a:b].tolist() for flat, lengths in builder.pages()
+            for a, b in zip(np.r_[0, np.cumsum(lengths)[:-1]], np.cumsum(lengths))]
+    reference = bm25s.BM25().build_index_from_ids(
+        unique_token_ids=list(builder.vocab.values()), corpus_token_ids=docs, show_progress=False)
+    assert len(docs) == len(texts) and built.scores["num_docs"] == reference["num_docs"]
+    for key in ("data", "indices", "indptr"):
+        assert np.array_equal(built.scores[key], reference[key]), key
+    assert built.scores["data"].dtype == reference["data"].dtype == np.float32
+    builder.close()
+    assert not (tmp_path / "terms.spill").exists()
+
+
 def test_builder_counts_chunks_per_term():
     builder = bm25.Builder()
     builder.add(["stability gap in pre-training", "gap gap"])
