@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from array import array
 from collections.abc import Iterator, Mapping, Sequence
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -201,19 +202,34 @@ class ChunkTable(Sequence[Chunk]):
         return bytes(self._c["pid_blob"][off[j]:off[j + 1]]).decode("utf-8", "surrogatepass")
 
     def paper_number(self, paper_id: str) -> int | None:
-        """Binary search of the sorted ids: ~18 steps at 200,000 papers."""
-        key, order, off, blob = _key(paper_id), self._c["pid_sorted"], self._c["pid_off"], self._c["pid_blob"]
+        """Binary search of the sorted ids: ~19 steps at 500,000 papers. Through memoryviews of
+        the mapped arrays (a Python int per read): 825 lookups at 1M chunks took 68 ms with
+        numpy scalar reads."""
+        key, (order, off, blob) = _key(paper_id), self._views
         lo, hi = 0, self.n_papers
         while lo < hi:
             mid = (lo + hi) // 2
-            j = int(order[mid])
+            j = order[mid]
             if bytes(blob[off[j]:off[j + 1]]) < key:
                 lo = mid + 1
             else:
                 hi = mid
-        if lo < self.n_papers and self.paper_id(int(order[lo])) == paper_id:
-            return int(order[lo])
+        if lo < self.n_papers:
+            j = order[lo]
+            if bytes(blob[off[j]:off[j + 1]]) == key:
+                return j
         return None
+
+    @cached_property
+    def _views(self) -> tuple[memoryview, memoryview, memoryview]:
+        """(pid_sorted, pid_off, pid_blob) as memoryviews of the mapped arrays (no copy)."""
+        c = self._c
+        return (memoryview(np.ascontiguousarray(c["pid_sorted"])), memoryview(np.ascontiguousarray(c["pid_off"])),
+                memoryview(np.ascontiguousarray(c["pid_blob"])).toreadonly())
+
+    def first_chunk(self, j: int) -> int:
+        """The first chunk number of paper j."""
+        return int(self._c["pap_idx"][self._c["pap_ptr"][j]])
 
     def paper_of(self, i: int) -> int:
         """The paper number of chunk i."""

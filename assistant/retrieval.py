@@ -362,19 +362,63 @@ class BM25Index:
                 out[p] = score
         return out
 
+    def share(self, filters: Filters | None) -> float | None:
+        """The fraction of indexed chunks that pass `filters` (None without filters or chunks):
+        one numpy pass over the memory-mapped table, ~2 ms at 1M chunks."""
+        if filters is None or filters.is_empty() or not self.chunks:
+            return None
+        return float(self._mask(filters).mean())
+
+    def _mask(self, filters: Filters) -> np.ndarray:
+        """matches() per chunk, kept for the last filters (a search asks three times)."""
+        last = self.__dict__.get("_last_mask")
+        if last is None or last[0] != filters:
+            last = self.__dict__["_last_mask"] = (filters, self.chunks.mask(filters))
+        return last[1]
+
+    def passes(self, filters: Filters | None) -> Callable[[Sequence[str]], list[bool | None]] | None:
+        """Which of some chunk ids pass `filters`, from the table (None: not in the index), so
+        that Store.query can post-filter Chroma's nearest by id without their metadata. A
+        paper's chunks share its year, categories and sources, so one row decides the paper."""
+        if filters is None or filters.is_empty() or not self.chunks:
+            return None
+        table, keep = self.chunks, self._mask(filters)
+
+        def check(chunk_ids: Sequence[str]) -> list[bool | None]:
+            out: list[bool | None] = []
+            for cid in chunk_ids:
+                j = table.paper_number(cid.rpartition("#")[0])
+                out.append(None if j is None else bool(keep[table.first_chunk(j)]))
+            return out
+
+        return check
+
     def search(self, query: str, n: int, filters: Filters | None = None) -> list[tuple[Chunk, float]]:
         if not self.chunks:
             return []
         tokens = _tokenize([query], False)
         if not tokens[0]:
             return []
-        mask = None
         if filters is not None and not filters.is_empty():
-            mask = self.chunks.mask(filters).astype(np.float32)  # = matches() per chunk
+            return self._filtered(tokens[0], n, self._mask(filters))
         ids, scores = self._retriever.retrieve(
-            tokens, k=min(n, len(self.chunks)), show_progress=False, weight_mask=mask, n_threads=1
+            tokens, k=min(n, len(self.chunks)), show_progress=False, n_threads=1
         )
         return [(self.chunks[int(i)], float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
+
+    def _filtered(self, terms: list[str], n: int, keep: np.ndarray) -> list[tuple[Chunk, float]]:
+        """The n best of the chunks that pass, ranked among those alone. bm25s's weight_mask
+        zeroes the rest and ranks all: with 1 chunk in 11 passing at 1M chunks its partition
+        over mostly equal zeros took ~58 ms a search, against ~19 ms with half passing."""
+        rows = np.flatnonzero(keep)
+        ids = self._retriever.get_tokens_ids(terms)
+        if not len(rows) or not ids:
+            return []
+        scores = self._retriever.get_scores_from_ids(ids)[rows]
+        k = min(n, len(rows))
+        top = np.argpartition(scores, -k)[-k:]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(self.chunks[int(rows[i])], float(scores[i])) for i in top if scores[i] > 0]
 
 
 class NameTable:
@@ -480,7 +524,8 @@ class Retriever:
                                             dense_weight=s.dense_weight, bm25_weight=s.bm25_weight)
             if fused is not None:
                 return self.server_hits(fused, k)
-        dense = self.store.query(vector, s.candidates, filters)
+        dense = self.store.query(vector, s.candidates, filters, share=self.bm25.share(filters),
+                                 passes=self.bm25.passes(filters))
         sparse = self.bm25.search(query, s.candidates, filters)
         return self.fuse(dense, sparse, k, query=query, filters=filters)
 

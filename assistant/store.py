@@ -17,10 +17,11 @@ and, where known, the paper's doi, arxiv_id (when its id does not say it), citek
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import struct
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -68,8 +69,13 @@ SCHEMA = 1
 # Store.query with filters on a big store: ask for 8 x n unfiltered, then 32 x n, and keep those
 # that pass; from POST_FILTER_MIN chunks up (below it Chroma's own `where` is fast: 8 ms at 704).
 # At 1M chunks, 8 x: 103-139 ms a search; 32 x: 223-268 ms; Chroma's `where`: 2.9 s for a
-# filter half pass, 0.84 s for one a 1 in 11 pass (benchmarks/README.md, 5e).
+# filter half pass, 0.84 s for one a 1 in 11 pass (benchmarks/README.md, 5e). Given the share
+# of chunks that pass (the caller's BM25 table knows it exactly), one query of
+# OVERSAMPLE_MARGIN x n / share nearest is asked first: n / share of the nearest hold ~n that
+# pass, and the margin covers the spread (with n = 50 and share 1/11: 825 nearest, ~75 pass,
+# 50 needed, 3.6 standard deviations away); 32 x n when that is short.
 OVERSAMPLE = (8, 32)
+OVERSAMPLE_MARGIN = 1.5
 POST_FILTER_MIN = 50_000
 # Chroma's embedded client waits forever for a database another process holds locked (seen with
 # an open `BEGIN EXCLUSIVE`); our probe gives up after this many seconds with a clear line.
@@ -566,13 +572,18 @@ class Store:
         for page in self.iter_chunk_pages():
             yield from page
 
-    def query(self, embedding, n: int, filters: Filters | None = None) -> list[tuple[Chunk, float]]:
-        """Nearest chunks with cosine similarity (1 - cosine distance), best first."""
+    def query(self, embedding, n: int, filters: Filters | None = None, share: float | None = None,
+              passes: Callable[[Sequence[str]], list[bool | None]] | None = None,
+              ) -> list[tuple[Chunk, float]]:
+        """Nearest chunks with cosine similarity (1 - cosine distance), best first. Where the
+        caller knows them: `share`, the fraction of chunks that pass `filters` (sizes the
+        query), and `passes`, which of some chunk ids pass (None: unknown), so the nearest are
+        filtered by id before any metadata is read."""
         # Chroma returns fewer than n_results when the store is smaller: no count() round trip
         # (7-10 ms per query at 100k chunks).
         self.check_dimension(len(embedding))  # the collection's metadata: no round trip
         if filters is not None and not filters.is_empty():
-            found = self._post_filtered(embedding, n, filters)
+            found = self._post_filtered(embedding, n, filters, share, passes)
             if found is not None:
                 return found
         got = self._collection.query(
@@ -586,9 +597,12 @@ class Store:
             )
         ]
 
-    def _post_filtered(self, embedding, n: int, filters: Filters) -> list[tuple[Chunk, float]] | None:
-        """The n nearest that pass `filters`, from an unfiltered query of 8 x n nearest, else of
-        32 x n; None when fewer pass (a narrow filter: Chroma's `where` then finds them).
+    def _post_filtered(self, embedding, n: int, filters: Filters, share: float | None = None,
+                       passes: Callable[[Sequence[str]], list[bool | None]] | None = None,
+                       ) -> list[tuple[Chunk, float]] | None:
+        """The n nearest that pass `filters`, from an unfiltered query of 8 x n nearest (or
+        OVERSAMPLE_MARGIN x n / share), else of 32 x n; None when fewer pass (a narrow filter:
+        Chroma's `where` then finds them).
 
         Chroma applies a `where` before its HNSW search: at 1,000,000 chunks a filter that half
         of them pass ("year >= 2020") took 2.9 s a query against 32 ms unfiltered (benchmarks/
@@ -596,12 +610,21 @@ class Store:
         for stores above POST_FILTER_MIN chunks, where the `where` is what costs."""
         if self._chunk_count() < POST_FILTER_MIN:
             return None
-        for factor in OVERSAMPLE:
-            got = self._collection.query(query_embeddings=[embedding], n_results=n * factor,
-                                         include=["metadatas", "distances"])
-            kept = [(chunk_from(cid, "", meta), 1.0 - float(dist)) for cid, meta, dist in zip(
-                got["ids"][0], got["metadatas"][0], got["distances"][0])]
-            kept = [(c, sim) for c, sim in kept if matches(c, filters)][:n]
+        factors = OVERSAMPLE
+        if share is not None and share > 0:
+            first = math.ceil(OVERSAMPLE_MARGIN / share)
+            factors = (first,) + tuple(f for f in OVERSAMPLE if f > first) if first <= OVERSAMPLE[-1] else ()
+        for factor in factors:
+            if passes is not None:
+                kept = self._nearest_passing(embedding, n, n * factor, filters, passes)
+                if len(kept) == n:
+                    return kept  # read with their texts
+            else:
+                got = self._collection.query(query_embeddings=[embedding], n_results=n * factor,
+                                             include=["metadatas", "distances"])
+                kept = [(chunk_from(cid, "", meta), 1.0 - float(dist)) for cid, meta, dist in zip(
+                    got["ids"][0], got["metadatas"][0], got["distances"][0])]
+                kept = [(c, sim) for c, sim in kept if matches(c, filters)][:n]
             if len(kept) == n:
                 break
         else:
@@ -609,6 +632,23 @@ class Store:
         texts = self._collection.get(ids=[c.chunk_id for c, _ in kept], include=["documents"])
         docs = dict(zip(texts["ids"], texts["documents"]))
         return [(replace(c, text=docs[c.chunk_id]), sim) for c, sim in kept]
+
+    def _nearest_passing(self, embedding, n: int, k: int, filters: Filters,
+                         passes: Callable[[Sequence[str]], list[bool | None]]) -> list[tuple[Chunk, float]]:
+        """The first n of the k nearest that pass, with their texts: filtered by id (`passes`),
+        then checked on their metadata, which is read for those n only. At 1M chunks Chroma's
+        825 nearest take 23 ms as ids and 140 ms with their metadata (benchmarks/README.md, 5g).
+        Fewer than n when fewer pass. A chunk `passes` does not know (None) is checked on its
+        metadata like the others."""
+        got = self._collection.query(query_embeddings=[embedding], n_results=k, include=["distances"])
+        ids, dists = got["ids"][0], got["distances"][0]
+        maybe = [(cid, d) for cid, d, ok in zip(ids, dists, passes(ids)) if ok is not False][:n]
+        if not maybe:
+            return []
+        got = self._collection.get(ids=[cid for cid, _ in maybe], include=["metadatas", "documents"])
+        read = {cid: (doc, meta) for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])}
+        kept = [(chunk_from(cid, *read[cid]), 1.0 - float(d)) for cid, d in maybe if cid in read]
+        return [(c, sim) for c, sim in kept if matches(c, filters)]
 
     def _chunk_count(self) -> int:
         """count(), once per Store: only to choose how to filter (81 ms at 1M chunks)."""
@@ -708,13 +748,25 @@ class Store:
         return (self._collection.metadata or {}).get("last_ingest")
 
     def local_dir(self) -> Path:
-        """Where derived indexes (BM25) are kept: beside the store, or in the cache for a server."""
+        """Where derived indexes (BM25) are kept: beside the store, or in the cache for a server.
+
+        For a server, keyed by the collection's id, not the URL: the same collection reached by
+        another address (a moved server, "localhost" for "127.0.0.1", a tunnel) keeps its index
+        (building it again costs ~17 min at 1M chunks, benchmarks/README.md 5f), and a rebuilt
+        collection (a new id) gets a new folder. A folder kept under the older key (a hash of
+        URL and collection name) is moved to the new one the first time."""
         if not self.settings.chroma_url:
             return self.settings.store_dir
+        import contextlib
         import hashlib
 
-        key = hashlib.sha1(f"{self.settings.chroma_url}|{self.settings.collection}".encode())
-        return self.settings.cache_dir / "servers" / key.hexdigest()[:12]
+        servers = self.settings.cache_dir / "servers"
+        folder = servers / f"collection-{self.collection_id}"
+        if not folder.exists():
+            old = hashlib.sha1(f"{self.settings.chroma_url}|{self.settings.collection}".encode())
+            with contextlib.suppress(OSError):  # none, or another client moved it first
+                (servers / old.hexdigest()[:12]).rename(folder)
+        return folder
 
 
 class WriterLeases:

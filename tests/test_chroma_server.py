@@ -143,6 +143,30 @@ def test_ingest_search_and_reingest_through_the_server(chroma_url, corpus, tmp_p
     assert not settings.store_dir.exists()  # nothing was written locally
 
 
+def test_the_client_cache_follows_the_collection_not_the_address(chroma_url, corpus, tmp_path, monkeypatch):
+    """The same collection reached by another address finds its BM25 index (no rebuild), and a
+    cache folder kept under the older key (URL and name) is moved to the collection's."""
+    import hashlib
+
+    from assistant.retrieval import BM25Index
+
+    for name, value in LOOPBACK.items():
+        monkeypatch.setenv(name, value)
+    settings = server_settings(chroma_url, tmp_path, collection="moved")
+    ingest(settings, [corpus])
+    store = Store.open(settings)
+    meta = store.local_dir() / "bm25" / "meta.json"
+    built = meta.stat().st_mtime_ns
+    other = Store.open(settings.model_copy(update={"chroma_url": chroma_url + "/"}))
+    assert other.local_dir() == store.local_dir()
+    assert len(BM25Index.for_store(other).chunks) == 5 and meta.stat().st_mtime_ns == built
+
+    older = hashlib.sha1(f"{chroma_url}|moved".encode()).hexdigest()[:12]
+    store.local_dir().rename(settings.cache_dir / "servers" / older)  # as older code kept it
+    assert store.local_dir().is_dir() and meta.stat().st_mtime_ns == built
+    assert not (settings.cache_dir / "servers" / older).exists()
+
+
 def test_cli_against_the_server(chroma_url, corpus, tmp_path):
     store_dir = tmp_path / "no-local-store"
     done = papers("ingest", str(corpus), url=chroma_url, store_dir=store_dir)

@@ -375,6 +375,19 @@ def test_dense_and_bm25_sides_filter_alike(filter_store, f):
     assert got["ids"]
     for c, _ in bm25.search(GRAPH_QUERY + " satellite speech depth", 20, f):
         assert matches(c, f)
+    # Ranked among the chunks that pass alone: the same scores as ranking all, then filtering.
+    query = GRAPH_QUERY + " satellite speech depth"
+    ranked = {c.chunk_id: score for c, score in bm25.search(query, len(bm25.chunks))}
+    want = sorted((score for cid, score in ranked.items() if cid in set(got["ids"])), reverse=True)[:5]
+    found = bm25.search(query, 5, f)
+    assert [score for _, score in found] == want and all(ranked[c.chunk_id] == x for c, x in found)
+    # The share Store.query sizes its post-filter query by: the chunks Chroma's `where` passes.
+    assert bm25.share(f) == pytest.approx(len(got["ids"]) / store.count())
+    assert bm25.share(None) is None and bm25.share(Filters()) is None
+    # ... and the ids it says pass: exactly those, and None for a chunk it does not hold.
+    every = [c.chunk_id for c in bm25.chunks] + ["not-indexed#0"]
+    assert bm25.passes(f)(every) == [cid in set(got["ids"]) for cid in every[:-1]] + [None]
+    assert bm25.passes(None) is None
 
 
 def test_empty_filters_mean_no_filter(filter_store):

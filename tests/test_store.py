@@ -32,6 +32,7 @@ from assistant.errors import CorpusError, StoreMismatchError, StoreMissingError
 from assistant.ingest import GROUP_CHUNKS, ingest
 from assistant.retrieval import BM25Index
 from assistant.store import Store, chunk_metadata
+from assistant.store_records import matches
 from assistant.types import Chunk, Paper
 
 BUNDLED_PAPERS = 399
@@ -638,3 +639,30 @@ def test_filtered_query_on_a_big_store_post_filters_the_nearest(tmp_path, monkey
     got = [[c.chunk_id for c, _ in store.query(q, 5, f)] for f in cases]
     assert got == expected
     assert [r is not None for r in calls] == [True, True, False]
+    # Told the share that passes, one query of 1.5 x n / share nearest is enough; a share too
+    # small for 32 x n goes straight to the `where`.
+    sizes = []
+    inner = store._collection._inner  # the Chroma collection behind the error guard
+    collection_query = type(inner).query
+    monkeypatch.setattr(type(inner), "query",
+                        lambda self, *a, **k: sizes.append(k.get("n_results")) or collection_query(self, *a, **k))
+    shares = [0.7, 80 / 120, 3 / 120]  # what BM25Index.share says for the three filters
+    got = [[c.chunk_id for c, _ in store.query(q, 5, f, share=x)] for f, x in zip(cases, shares)]
+    assert got == expected
+    assert sizes == [5 * 3, 5 * 3, 5]  # ceil(1.5 / 0.7) = 3; ceil(1.5 / 0.67) = 3; 3/120: `where`
+    # Told which ids pass, the nearest are asked as ids only and only the kept are read; a
+    # chunk the predicate does not know (None) is checked on its metadata.
+    truth = {c.chunk_id: c for c in chunks}
+    includes = []
+    monkeypatch.setattr(type(inner), "query", lambda self, *a, **k: includes.append(k.get("include"))
+                        or collection_query(self, *a, **k))
+
+    def predicate(f):
+        return lambda ids: [None if cid == "p7#0" else matches(truth[cid], f) for cid in ids]
+
+    got = [[c.chunk_id for c, _ in store.query(q, 5, f, share=x, passes=predicate(f))]
+           for f, x in zip(cases, shares)]
+    assert got == expected
+    assert includes[:2] == [["distances"], ["distances"]]
+    texts = {c.chunk_id: c.text for c, _ in store.query(q, 5, cases[0], share=0.7, passes=predicate(cases[0]))}
+    assert texts == {cid: truth[cid].text for cid in expected[0]}
