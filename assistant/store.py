@@ -637,7 +637,7 @@ class Store:
                          passes: Callable[[Sequence[str]], list[bool | None]]) -> list[tuple[Chunk, float]]:
         """The first n of the k nearest that pass, with their texts: filtered by id (`passes`),
         then checked on their metadata, which is read for those n only. At 1M chunks Chroma's
-        825 nearest take 23 ms as ids and 140 ms with their metadata (benchmarks/README.md, 5g).
+        825 nearest take 23 ms as ids and 140 ms with their metadata (benchmarks/README.md, 5h).
         Fewer than n when fewer pass. A chunk `passes` does not know (None) is checked on its
         metadata like the others."""
         got = self._collection.query(query_embeddings=[embedding], n_results=k, include=["distances"])
@@ -752,7 +752,7 @@ class Store:
 
         For a server, keyed by the collection's id, not the URL: the same collection reached by
         another address (a moved server, "localhost" for "127.0.0.1", a tunnel) keeps its index
-        (building it again costs ~17 min at 1M chunks, benchmarks/README.md 5f), and a rebuilt
+        (building it again costs ~11 min at 1M chunks, benchmarks/README.md 5g), and a rebuilt
         collection (a new id) gets a new folder. A folder kept under the older key (a hash of
         URL and collection name) is moved to the new one the first time."""
         if not self.settings.chroma_url:

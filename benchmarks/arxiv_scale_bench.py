@@ -10,6 +10,12 @@ update_date, ...) is written to a temp dir, then `assistant.ingest.ingest` reads
 real reader (PaperStream), chunks it with the real chunker and writes the real Chroma store and
 BM25 index. Goal: peak RSS < 1.5 GB, and about the same at both sizes.
 
+    nice -n 10 .venv/bin/python benchmarks/arxiv_scale_bench.py --server --sizes 100000
+
+`--server`: the store is a `chroma run` on loopback (started per size, its data in the temp
+dir), so the ingest process holds no HNSW index: the client's peak RSS, and the server's RSS at
+the end, are printed apart.
+
 THE EMBEDDING IS A DETERMINISTIC CHEAP FUNCTION (a hash-seeded random unit vector per text), not
 the model: this measures the pipeline's memory and throughput, not MiniLM (see ingest_bench.py).
 """
@@ -109,7 +115,8 @@ def child(n: int, root: Path) -> None:
 
     snapshot = root / "arxiv-metadata-oai-snapshot.json"
     write_snapshot(snapshot, n)
-    settings = Settings(store_dir=root / "store", cache_dir=Path(os.environ["PAPERS_CACHE_DIR"]))
+    settings = Settings(store_dir=root / "store", cache_dir=Path(os.environ["PAPERS_CACHE_DIR"]),
+                        chroma_url=os.environ.get("BENCH_CHROMA_URL") or None, chroma_token=None)
     peak_stream = 0.0
     first_progress = None
     t0 = time.perf_counter()
@@ -137,6 +144,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[200_000, 20_000])
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--server", action="store_true", help="ingest into `chroma run` on loopback")
     args = parser.parse_args()
     if args.child:
         child(args.child, args.root)
@@ -149,8 +157,21 @@ def main() -> None:
     for n in args.sizes:
         with tempfile.TemporaryDirectory(prefix=f"arxiv-{n}-") as tmp:
             print(f"{n} records ...", flush=True)
-            done = subprocess.run([sys.executable, __file__, "--child", str(n), "--root", tmp],
-                                  env=env, stdout=subprocess.PIPE, text=True)
+            server = None
+            if args.server:
+                sys.path.insert(0, str(ROOT / "benchmarks"))
+                from server_client import LOOPBACK, rss_mb, start_server
+
+                server, url = start_server(Path(tmp) / "server")
+                env = {**env, **LOOPBACK, "BENCH_CHROMA_URL": url}
+            try:
+                done = subprocess.run([sys.executable, __file__, "--child", str(n), "--root", tmp],
+                                      env=env, stdout=subprocess.PIPE, text=True)
+            finally:
+                if server is not None:
+                    print(f"  the server (`chroma run`) at the end: RSS {rss_mb(server.pid):,.0f} MB")
+                    server.terminate()
+                    server.wait(timeout=60)
             if done.returncode != 0:
                 print(f"  failed (exit {done.returncode})")
                 continue
