@@ -157,13 +157,12 @@ def _phases():
     from assistant import bm25
     from assistant.chunk_table import TableWriter
 
+    from server_client import rss_mb
+
     state = {"phase": "reading the store", "peak": {}}
 
     def rss() -> float:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        return rss_mb(os.getpid())
 
     def mark(name: str) -> None:
         now = rss()
