@@ -86,12 +86,32 @@ def left_out_line(n: int) -> str:
 
 
 def lead_text(sources: Sequence[Source], more: Sequence[Source]) -> str:
-    """A list's first words: how many papers answer (the model then says what they do)."""
+    """A list's first sentence, written without the model: how many papers answer and which,
+    each with its marker ("3 papers in the collection answer this: DiffBIR [1], DiffIR [2] and
+    PriorGrad [3]."). The model's sentences then say what they found."""
     if len(sources) < 2:
         return ""
     total = len(sources) + len(more)
-    return f"{total} papers in the collection answer this" + (
-        f" ({len(sources)} below)." if more else ".")
+    names = [f"{paper_label(s)} [{s.n}]" for s in sources]
+    listed = ", ".join(names[:-1]) + " and " + names[-1]
+    shown = f" ({len(sources)} below)" if more else ""
+    return f"{total} papers in the collection answer this{shown}: {listed}."
+
+
+LABEL_WORDS = 6  # a long title is named by its first words in the list's lead
+
+
+def paper_label(source: Source) -> str:
+    """How the lead names a paper: its short name ("CoTTA"), else its title's head before a
+    colon ("DiffBIR"), else its first LABEL_WORDS words."""
+    if source.name:
+        return source.name
+    title = " ".join(source.title.split())
+    head = title.split(":", 1)[0].strip()
+    if ":" in title and len(head.split()) <= 4:
+        return head
+    words = title.split()
+    return title if len(words) <= LABEL_WORDS + 2 else " ".join(words[:LABEL_WORDS]) + " …"
 
 
 def fallback_lead(sources: Sequence[Source]) -> str:

@@ -56,7 +56,9 @@ _BACKGROUND = re.compile(
     r"^(recent(ly)?|in recent years|over the past|with the (rapid|recent|advent)|"
     r"large language models \(llms\) have|.{0,80}\b(has|have) (become|emerged|shown|gained|"
     r"achieved|witnessed|demonstrated)|.{0,60}\b(aims?|seeks?|attempts?) to\b|however,|despite|"
-    r"although)|\brecent (years|works?|studies|advances|progress)\b", re.IGNORECASE)
+    r"although|while\b.{0,80}\b(traditionally|typically|usually|commonly))|"
+    r"\brecent (years|works?|studies|advances|progress|breakthrough)\b|"
+    r"\b(was|were|has been|have been) recently (proposed|introduced|shown)\b", re.IGNORECASE)
 _VALUE_QUESTION = re.compile(
     r"\b(how (many|much|long|often|fast|large|big|strongly|well)|what (share|fraction|"
     r"percentage|number|size|speed-?up|accuracy|score|improvement|gain|auc|f1|error|value)|"
@@ -69,6 +71,7 @@ class Scored:
     text: str
     score: float
     tokens: int
+    substance: float = 0.0  # the score's part that is not relevance: numbers, results, news
 
 
 def is_value_question(question: str) -> bool:
@@ -100,14 +103,15 @@ class Quoter:
         for i, (sent, similarity) in enumerate(zip(sents, sims)):
             own = set(self.terms(sent))
             new = len(own - asked)
+            substance = (SUBSTANCE * value * bool(statement_numbers(sent))
+                         + SUBSTANCE * bool(_RESULT.search(sent) or _ENUMERATION.search(sent))
+                         + NEW_WORDS * min(new, 6) / 6
+                         - ECHO * (new == 0)
+                         - MOTIVATION * bool(_BACKGROUND.search(sent))
+                         - ECHO * bool(_LINK.search(sent)))  # "Code is at https://...": no finding
             score = (SIMILARITY * float(similarity) + (1 - SIMILARITY) * self.coverage(question, sent)
-                     + SUBSTANCE * value * bool(statement_numbers(sent))
-                     + SUBSTANCE * bool(_RESULT.search(sent) or _ENUMERATION.search(sent))
-                     + NEW_WORDS * min(new, 6) / 6
-                     - ECHO * (new == 0)
-                     - MOTIVATION * bool(_BACKGROUND.search(sent))
-                     - ECHO * bool(_LINK.search(sent)))  # "Code is at https://...": no finding
-            out.append(Scored(i, sent, score, self.count_tokens(sent)))
+                     + substance)
+            out.append(Scored(i, sent, score, self.count_tokens(sent), substance))
         return out
 
     def relevance(self, question: str, title: str, abstract: str) -> float:
@@ -121,11 +125,19 @@ class Quoter:
 
     def quote(self, question: str, abstract: str, *, most: int = 2) -> tuple[str, float]:
         """(quote, best sentence's score): up to `most` sentences in abstract order, joined by
-        " … " where they are not adjacent. One for each paper of a list; three for a follow-up
-        about one paper, which reads its whole abstract."""
+        " … " where they are not adjacent. Two for a paper (one for the closest papers of an
+        abstention); three for a follow-up about one paper, which reads its whole abstract."""
+        picked = self.picked(question, abstract, most=most)
+        if not picked:
+            return neutralise(abstract)[:400], 0.0
+        return join(picked), max(p.score for p in picked)
+
+    def picked(self, question: str, abstract: str, *, most: int = 2) -> list[Scored]:
+        """The quoted sentences, in abstract order: the best, and up to `most` - 1 more that
+        score within SECOND_WITHIN of it and fit the token budget."""
         scored = self.scored(question, abstract)
         if not scored:
-            return neutralise(abstract)[:400], 0.0
+            return []
         budget = WHOLE_QUOTE_TOKENS if most > 2 else QUOTE_TOKENS
         ranked = sorted(scored, key=lambda s: -s.score)
         best = ranked[0]
@@ -136,7 +148,15 @@ class Quoter:
             if used + cand.tokens <= budget:
                 picked.append(cand)
                 used += cand.tokens
-        return join(sorted(picked, key=lambda s: s.index)), best.score
+        return sorted(picked, key=lambda s: s.index)
+
+
+def finding(picked: list[Scored]) -> str:
+    """Of a quote's sentences, the one that says most about what the paper found (numbers,
+    results, words the question did not use): what the model reads of a paper of a list. Both
+    passed the relevance cut; "PFNs were recently proposed as a new paradigm" names the topic,
+    "PFNs achieve state-of-the-art performance on tasks ..." says what was found."""
+    return max(picked, key=lambda s: (s.substance, s.score)).text if picked else ""
 
 
 def join(parts: list[Scored]) -> str:

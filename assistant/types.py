@@ -97,6 +97,7 @@ class Source:
     score: float  # how strongly the evidence says this paper answers (0..1)
     year: int | None = None
     name: str = ""  # what the paper calls its method ("CoTTA"), when the title is long
+    best: str = ""  # the quote's best sentence: what the model reads of a paper of a list
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import pytest
 
 from assistant import Assistant, Turn, prompts
 from assistant.answer import CLOSEST_HEADER, EVIDENCE_HEADER, SENTINEL, UNVERIFIED
+from assistant.answer_text import lead_text, paper_label
 from assistant.citations import numbers_in, parse
 from assistant.compose import GRAMMAR, SentenceStream, evidence_block, messages
 from assistant.context import neutralise
@@ -88,7 +89,9 @@ def test_the_request_puts_the_fixed_prefix_first_and_the_question_last():
     assert a[0] == b[0] and a[0]["role"] == "system" and len(a) == 2
     user = a[1]["content"]
     assert user.index('[1] Paper 1: "Text 1."') < user.index('[2] Paper 2: "Text 2."')
-    assert user.rstrip().endswith("Question: Which papers study X?")
+    assert "Question: Which papers study X? Say what each one found" in user  # several papers
+    one = messages("What does it find?", _sources(1))[1]["content"]
+    assert one.rstrip().endswith("Question: What does it find?")
 
 
 def test_the_model_reads_one_sentence_per_paper_of_a_list_and_at_most_three():
@@ -102,7 +105,19 @@ def test_the_model_reads_one_sentence_per_paper_of_a_list_and_at_most_three():
 
 def test_the_grammar_ends_every_sentence_with_a_citation():
     assert GRAMMAR.startswith("root ::= sentence")
-    assert '" " cite "."' in GRAMMAR and 'cite ::= "["' in GRAMMAR
+    assert 'last " " cite "."' in GRAMMAR and 'cite ::= "["' in GRAMMAR
+    # the character before the markers is no full stop: "tokens. [1]." cannot be written
+    last = GRAMMAR.split("last ::= ", 1)[1].splitlines()[0]
+    assert "." not in last.split("[", 1)[1].split("\\", 1)[0]
+
+
+def test_markers_after_the_full_stop_stay_with_their_sentence():
+    stream = SentenceStream()
+    out = []
+    for delta in ["It has 57 billion tokens", ". [", "1][2", "]. It also ", "runs [3]."]:
+        out += stream.feed(delta)
+    assert out == ["It has 57 billion tokens [1][2]."]  # never "[1][2]." alone
+    assert stream.close() == ["It also runs [3]."]
 
 
 def test_sentences_are_handed_on_when_finished_and_a_cut_one_is_dropped():
@@ -266,11 +281,13 @@ def test_stream_yields_the_evidence_then_checked_sentences_then_the_answer(recor
     assert "".join(deltas) == events[-1].text  # the deltas are the text, in order
 
 
-def test_a_list_opens_with_how_many_papers_answer(recorded):
+def test_a_list_opens_with_how_many_papers_answer_and_which(recorded):
     answer = Assistant(recorded).ask("Which papers propose test-time adaptation methods?")
     opening = _opening(answer)
     total = len(answer.sources) + len(answer.more)
     assert opening.startswith(f"{total} papers in the collection answer this")
+    lead = opening.split(". ", 1)[0]
+    assert all(f"{paper_label(s)} [{s.n}]" in lead for s in answer.sources)
     assert len(answer.citations) == len(answer.sources) >= 2
     for source in answer.sources:  # every paper shown with its own quote
         assert f'[{source.n}] {source.title}' in answer.text
@@ -356,3 +373,17 @@ def test_ellipsis_and_ordinals():
     assert not elliptical("Which papers study the stability gap?")
     assert ordinal("What does the second one report?") == 1
     assert ordinal("And the last paper?") == -1 and ordinal("first results?") is None
+
+
+def test_the_lead_names_every_listed_paper_with_its_marker():
+    sources = (Source(1, "a", "DiffBIR: Towards Blind Image Restoration with Generative Diffusion Prior",
+                      "q", 1.0),
+               Source(2, "b", "Efficient Test-Time Model Adaptation without Forgetting", "q", 1.0,
+                      name="EATA"),
+               Source(3, "c", "A Very Long Title That Goes On and On About Many Different Things",
+                      "q", 1.0))
+    more = (Source(4, "d", "Another", "q", 1.0),)
+    assert lead_text(sources, more) == (
+        "4 papers in the collection answer this (3 below): DiffBIR [1], EATA [2] and "
+        "A Very Long Title That Goes … [3].")
+    assert lead_text(sources[:1], ()) == ""  # one paper: the model's sentence opens
