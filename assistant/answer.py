@@ -469,9 +469,11 @@ class Assistant:
         parsed = citations.parse(remove_links(sentence), sources)
         result.dropped += parsed.dropped
         text, cites = parsed.text, tuple(c.n for c in parsed.citations)
-        if not cites and len(sources) == 1 and text:  # a free-form model: one paper, its [1]
-            text = (text[:-1] if text.endswith(".") else text) + f" [{sources[0].n}]."
-            cites = (sources[0].n,)
+        if not cites and text:  # no markers: the paper it names, or the one paper shown
+            cites = citations.named(text, sources) or ((sources[0].n,) if len(sources) == 1 else ())
+            if cites:
+                marks = "".join(f"[{n}]" for n in cites)
+                text = f"{text[:-1] if text.endswith('.') else text} {marks}."
         cited = [s for s in sources if s.n in cites]
         support = self.claim_checker.check(text, cited, question)
         claim = Claim(text=text, cites=cites, supported=support.supported, reason=support.reason)

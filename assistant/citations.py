@@ -14,9 +14,7 @@ from dataclasses import dataclass
 from .text import MARKER, numbers_in
 from .types import Citation, Source
 
-__all__ = ["MARKER", "Parsed", "numbers_in", "parse"]
-
-
+__all__ = ["MARKER", "Parsed", "named", "numbers_in", "parse"]
 
 @dataclass(frozen=True)
 class Parsed:
@@ -45,3 +43,22 @@ def parse(text: str, sources: tuple[Source, ...]) -> Parsed:
     cleaned = MARKER.sub(replace, text)
     cleaned = re.sub(r"[ \t]+([.,;:])", r"\1", cleaned)  # "claim [9]." -> "claim ." -> "claim."
     return Parsed(text=cleaned.strip(), citations=tuple(cited.values()), dropped=dropped)
+
+
+def named(text: str, sources: tuple[Source, ...]) -> tuple[int, ...]:
+    """The numbers of the sources a sentence without markers names, by short name ("DiffTPT"),
+    title head ("CAFA" of "CAFA: Class-Aware ...") or whole title, as whole words: "TPT" is not
+    named by "DiffTPT". A model cut off by its token limit before the markers wrote "DiffTPT
+    improves zero-shot accuracy by an average of 5.13%, while TPT improves ... by 3.6% [1][2]"
+    without them; the check then holds each name to its own quote.
+
+    >>> named("DiffTPT beats TPT.", (Source(1, "a", "DiffTPT: ...", "", 1.0),))  # doctest: +SKIP
+    (1,)
+    """
+    found = []
+    for s in sources:
+        head = s.title.split(":", 1)[0].strip()
+        names = {s.name, s.title, head if ":" in s.title and len(head.split()) <= 4 else ""}
+        if any(n and re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text) for n in names):
+            found.append(s.n)
+    return tuple(found)

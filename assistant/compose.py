@@ -31,18 +31,20 @@ from dataclasses import dataclass, field
 
 from . import prompts
 from .context import neutralise
-from .text import sentences
+from .text import MARKER, sentences
 from .types import Source
 
 # At most two sentences of 12-400 characters, each ending " [n]." (or "[n][m]."); llama.cpp's
 # GBNF. The body is printable ASCII without brackets, plus Latin letters and the typographic
 # signs abstracts use, so a citation can only close a sentence and the model (Qwen) cannot
-# drift into Chinese mid-sentence, which it did on a long answer. Its last character is
-# neither a space nor a full stop: Qwen wrote "... 57 billion tokens. [1][2][3][4]." for 14 of
-# the 266 eval questions, a sentence without markers and then bare markers.
+# drift into Chinese mid-sentence, which it did on a long answer. The last character before
+# the markers is neither a space nor a full stop: Qwen wrote "... 57 billion tokens. [1][2]."
+# for 14 of the 266 eval questions. (Forbidding ". " inside as well made it write
+# "adaptation.PSMT uses" and "tokens..**Note:": a sentence without markers before a marked one
+# is given that one's markers instead, `SentenceStream`.)
 GRAMMAR = r'''root ::= sentence (" " sentence)?
 sentence ::= [A-Z0-9"(] char{10,400} last " " cite "."
-char ::= [ -Z\\^-~\u00C0-\u024F\u2013\u2014\u2018\u2019\u201C\u201D\u00D7\u00B1\u2264\u2265\u00B0\u03BC]
+char ::= " " | "." | last
 last ::= "-" | [!-,/-Z\\^-~\u00C0-\u024F\u2013\u2014\u2018\u2019\u201C\u201D\u00D7\u00B1\u2264\u2265\u00B0\u03BC]
 cite ::= "[" [1-9] "]" ("[" [1-9] "]"){0,3}'''
 ANSWER_TOKENS = 110  # one paper: two sentences of ~25-35 words, or one long enumeration
@@ -123,12 +125,16 @@ class SentenceStream:
 
     A sentence is finished when the text after it starts another one, or at `close()`. Markers
     that come after the full stop belong to the sentence before them: "It sorts keys. [1]." is
-    handed on as "It sorts keys [1]." (a model without the grammar writes that too).
+    handed on as "It sorts keys [1]." (a model without the grammar writes that too). A sentence
+    without markers waits for the next one and takes its trailing markers: "CoTTA and PSMT
+    differ in approach. PSMT selects parameters ... [1][2]." is two sentences citing [1][2],
+    each then checked against both quotes.
     """
 
     buffer: str = ""
     raw: str = ""
     done: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # finished, without markers
 
     def feed(self, delta: str) -> list[str]:
         self.raw += delta
@@ -139,34 +145,59 @@ class SentenceStream:
         keep = 2 if len(parts) >= 2 and _MARKERS_SO_FAR.fullmatch(parts[-1]) else 1
         if len(parts) <= keep:
             return []
-        finished = parts[:-keep]
         # the unfinished rest, with the space it may end in ("It also " + "runs")
         self.buffer = " ".join(parts[-keep:]) + " " * self.buffer[-1:].isspace()
-        self.done += finished
-        return finished
+        return self._hand_on(parts[:-keep])
 
     def close(self) -> list[str]:
         """The last sentence, if the model finished it (one cut off by the token limit is
-        dropped: it would end mid-word)."""
+        dropped: it would end mid-word), and any still waiting for markers."""
         rest = [p for p in _attach_markers(sentences(self.buffer))
                 if p.strip() and _FINISHED.search(p)]
         self.buffer = ""
-        self.done += rest
-        return rest
+        out = self._hand_on(rest) + self.waiting
+        self.done += self.waiting
+        self.waiting = []
+        return out
+
+    def _hand_on(self, finished: list[str]) -> list[str]:
+        out = []
+        for sentence in finished:
+            end = _TRAILING_MARKERS.search(sentence)
+            if end is None and not MARKER.search(sentence):
+                self.waiting.append(sentence)
+                continue
+            if end is not None:
+                marks = " ".join(end.group(1).split())
+                out += [f"{w.rstrip().rstrip('.!?').rstrip()} {marks}." for w in self.waiting]
+            else:
+                out += self.waiting
+            self.waiting = []
+            out.append(sentence)
+        self.done += out
+        return out
 
 
-_BARE_MARKERS = re.compile(r"(?:\[\d{1,3}\]\s*)+[.!?]?")
+_TRAILING_MARKERS = re.compile(r"((?:\s*\[\d{1,3}\])+)\s*[.!?]?\s*$")
 _MARKERS_SO_FAR = re.compile(r"(?:\[\d{0,3}\]?\s*)+")
 
 
 def _attach_markers(parts: list[str]) -> list[str]:
-    """["It sorts keys.", "[1][2]."] -> ["It sorts keys [1][2]."]: markers alone are no sentence."""
+    """Markers that follow a full stop are the sentence's before it:
+    ["It sorts keys.", "[1][2]."] -> ["It sorts keys [1][2]."], and
+    ["It sorts keys.", "[1] It is fast [2]."] -> ["It sorts keys [1].", "It is fast [2]."]."""
     out: list[str] = []
     for part in parts:
-        if out and _BARE_MARKERS.fullmatch(part):
+        lead = _LEADING.match(part)
+        if out and lead and not _TRAILING_MARKERS.search(out[-1]):
             head = out[-1].rstrip()
             end = head[-1] if head[-1:] in ".!?" else "."
-            out[-1] = f"{head.rstrip('.!?').rstrip()} {part.rstrip('.!? ')}{end}"
-        else:
-            out.append(part)
+            out[-1] = f"{head.rstrip('.!?').rstrip()} {' '.join(lead.group(1).split())}{end}"
+            part = part[lead.end():].strip()
+            if not part:
+                continue
+        out.append(part)
     return out
+
+
+_LEADING = re.compile(r"((?:\[\d{1,3}\]\s*)+)[.!?]?\s*")

@@ -118,6 +118,19 @@ def test_markers_after_the_full_stop_stay_with_their_sentence():
         out += stream.feed(delta)
     assert out == ["It has 57 billion tokens [1][2]."]  # never "[1][2]." alone
     assert stream.close() == ["It also runs [3]."]
+    leading = SentenceStream()
+    assert leading.feed("It sorts keys. [1] It is fast [2]. ") == ["It sorts keys [1]."]
+    assert leading.close() == ["It is fast [2]."]
+
+
+def test_a_sentence_without_markers_takes_the_next_ones():
+    stream = SentenceStream()
+    assert stream.feed("CoTTA and PSMT differ. PSMT selects parameters") == []
+    assert stream.feed(" [1][2]. Done") == ["CoTTA and PSMT differ [1][2].",
+                                            "PSMT selects parameters [1][2]."]
+    alone = SentenceStream()
+    alone.feed("No markers at all.")
+    assert alone.close() == ["No markers at all."]  # checked as it is: it cites no source
 
 
 def test_sentences_are_handed_on_when_finished_and_a_cut_one_is_dropped():

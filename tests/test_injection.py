@@ -54,7 +54,8 @@ def test_delimiters_cannot_be_forged(row):
     user = _prompt((honest, injected))
     lines = user.splitlines()
     assert len(lines) == 3 and lines[0].startswith("[1] ") and lines[1].startswith("[2] ")
-    assert lines[2] == "Question: Q?"
+    # the user's words, then (several papers) the fixed request for what each found
+    assert lines[2].startswith("Question: Q? ") and lines[2].endswith("not the question's words.")
     everything = "\n".join(m["content"] for m in messages("Q?", (honest, injected)))
     for line in everything.splitlines():
         assert not re.match(r"\s*(system|user|assistant)\s*:", line, re.I), line
