@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from .text import title_head
 from .types import Hit, Related, Source
 
 # What the user reads when the collection does not cover a question (the first line of an
@@ -107,9 +108,8 @@ def paper_label(source: Source) -> str:
     if source.name:
         return source.name
     title = " ".join(source.title.split())
-    head = title.split(":", 1)[0].strip()
-    if ":" in title and len(head.split()) <= 4:
-        return head
+    if title_head(title):
+        return title_head(title)
     words = title.split()
     return title if len(words) <= LABEL_WORDS + 2 else " ".join(words[:LABEL_WORDS]) + " …"
 

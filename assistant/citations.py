@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .text import MARKER, numbers_in
+from .text import MARKER, numbers_in, title_head
 from .types import Citation, Source
 
 __all__ = ["MARKER", "Parsed", "named", "numbers_in", "parse"]
@@ -57,8 +57,7 @@ def named(text: str, sources: tuple[Source, ...]) -> tuple[int, ...]:
     """
     found = []
     for s in sources:
-        head = s.title.split(":", 1)[0].strip()
-        names = {s.name, s.title, head if ":" in s.title and len(head.split()) <= 4 else ""}
+        names = {s.name, s.title, title_head(s.title)}
         if any(n and re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text) for n in names):
             found.append(s.n)
     return tuple(found)

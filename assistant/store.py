@@ -204,6 +204,7 @@ class Store:
         where = describe_location(settings)
         self._collection = collection if isinstance(collection, _Guarded) else _Guarded(collection, where)
         self._client = client
+        self._cache_dir: Path | None = None  # a server's client cache folder (local_dir)
 
     # --- opening ---------------------------------------------------------------------------
     @classmethod
@@ -753,20 +754,16 @@ class Store:
         For a server, keyed by the collection's id, not the URL: the same collection reached by
         another address (a moved server, "localhost" for "127.0.0.1", a tunnel) keeps its index
         (building it again costs ~11 min at 1M chunks, benchmarks/README.md 5g), and a rebuilt
-        collection (a new id) gets a new folder. A folder kept under the older key (a hash of
-        URL and collection name) is moved to the new one the first time."""
+        collection (a new id) gets a new folder; folders unused for 30 days are removed
+        (client_cache.py)."""
         if not self.settings.chroma_url:
             return self.settings.store_dir
-        import contextlib
-        import hashlib
+        if self._cache_dir is None or not self._cache_dir.is_dir():
+            from .client_cache import collection_dir
 
-        servers = self.settings.cache_dir / "servers"
-        folder = servers / f"collection-{self.collection_id}"
-        if not folder.exists():
-            old = hashlib.sha1(f"{self.settings.chroma_url}|{self.settings.collection}".encode())
-            with contextlib.suppress(OSError):  # none, or another client moved it first
-                (servers / old.hexdigest()[:12]).rename(folder)
-        return folder
+            self._cache_dir = collection_dir(self.settings.cache_dir, self.settings.chroma_url,
+                                             self.settings.collection, self.collection_id)
+        return self._cache_dir
 
 
 class WriterLeases:

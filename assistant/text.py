@@ -164,3 +164,10 @@ class StreamCleaner:
         """What is still held: an unterminated sequence, dropped as `clean` would."""
         held, self._held = self._held, ""
         return clean(held)
+
+
+def title_head(title: str, most_words: int = 4) -> str:
+    """A title's head before its colon when it is a name ("DiffBIR" of "DiffBIR: Towards Blind
+    Image Restoration ..."; at most `most_words` words), else ""."""
+    head = title.split(":", 1)[0].strip()
+    return head if ":" in title and len(head.split()) <= most_words else ""

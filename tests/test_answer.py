@@ -400,3 +400,15 @@ def test_the_lead_names_every_listed_paper_with_its_marker():
         "4 papers in the collection answer this (3 below): DiffBIR [1], EATA [2] and "
         "A Very Long Title That Goes … [3].")
     assert lead_text(sources[:1], ()) == ""  # one paper: the model's sentence opens
+
+
+def test_a_sentence_without_markers_cites_the_papers_it_names():
+    from assistant.citations import named
+
+    sources = (Source(1, "a", "Diverse Data Augmentation with Diffusions for Test-time Prompt Tuning",
+                      "q", 1.0, name="DiffTPT"),
+               Source(2, "b", "CAFA: Class-Aware Feature Alignment for Test-Time Adaptation", "q", 1.0),
+               Source(3, "c", "TPT", "q", 1.0))
+    assert named("DiffTPT gains 5.13%, while CAFA aligns features.", sources) == (1, 2)
+    assert named("Both methods use synthetic data.", sources) == ()  # names none: stays uncited
+    assert named("DiffTPT-style augmentation helps.", sources) == ()  # a whole word only
