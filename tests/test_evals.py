@@ -46,12 +46,11 @@ from assistant.evaluation.suite import (
     StaleRecordingsError,
     StatementResult,
     _check_fresh,
-    check_thresholds,
     fingerprint,
-    load_thresholds,
     stale_message,
     unmatched_message,
 )
+from assistant.evaluation.thresholds import check_thresholds, load_thresholds
 
 ROOT = Path(__file__).resolve().parents[1]
 EVALS = ROOT / "evals"
@@ -647,12 +646,8 @@ def test_tags_split_and_note_are_checked(tmp_path):
 # --------------------------------------------------------------------------- honest metrics (issue 8)
 
 
-from assistant.evaluation.suite import (  # noqa: E402
-    ThresholdsError,
-    error_result,
-    known_metric_paths,
-    score_question,
-)
+from assistant.evaluation.suite import error_result, score_question  # noqa: E402
+from assistant.evaluation.thresholds import ThresholdsError, known_metric_paths  # noqa: E402
 from assistant.answer_text import CLOSEST_HEADER  # noqa: E402
 from assistant.types import Answer, Citation, Claim, Source  # noqa: E402
 

@@ -24,7 +24,8 @@ import typer
 from assistant.config import Settings
 
 from .report import summary_lines, write_report
-from .suite import check_thresholds, default_evals_dir, load_thresholds, run_suite
+from .suite import default_evals_dir, run_suite
+from .thresholds import check_thresholds, load_thresholds
 
 
 def eval_command(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .questions import KINDS
-from .suite import metric_at
+from .thresholds import metric_at
 
 # (path in a summary dict, label, file name)
 METRICS: tuple[tuple[str, str, str], ...] = (
