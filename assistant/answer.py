@@ -334,16 +334,11 @@ class Assistant:
         it cited with one sentence a list paper, 97% with two. `best` is the quote's sentence
         that says most (evidence.finding).
         """
-        from .context import neutralise
-        from .evidence import finding, join
-
         out, papers = [], []
         for h in hits:
             paper = self._record(h.paper_id)
             abstract = paper.abstract if paper is not None else " ".join(c.text for c in h.chunks)
-            picked = self.quoter.picked(question, abstract, most=most)
-            quote = join(picked) if picked else neutralise(abstract)[:400]
-            best = finding(picked) or quote
+            quote, best = self.quoter.quoted(question, abstract, most=most)
             out.append(Source(n=first + len(out), paper_id=h.paper_id, title=h.title, text=quote,
                               score=h.score, year=h.year, name=self._name(h.title, abstract),
                               best=best))

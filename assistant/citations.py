@@ -16,6 +16,7 @@ from .types import Citation, Source
 
 __all__ = ["MARKER", "Parsed", "named", "numbers_in", "parse"]
 
+
 @dataclass(frozen=True)
 class Parsed:
     text: str  # answer with invalid markers removed and valid ones normalised to [n]

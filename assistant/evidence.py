@@ -129,8 +129,15 @@ class Quoter:
         abstention); three for a follow-up about one paper, which reads its whole abstract."""
         picked = self.picked(question, abstract, most=most)
         if not picked:
-            return neutralise(abstract)[:400], 0.0
+            return _unsplit(abstract), 0.0
         return join(picked), max(p.score for p in picked)
+
+    def quoted(self, question: str, abstract: str, *, most: int = 2) -> tuple[str, str]:
+        """(quote, its sentence that says most: `finding`)."""
+        picked = self.picked(question, abstract, most=most)
+        if not picked:
+            return _unsplit(abstract), _unsplit(abstract)
+        return join(picked), finding(picked)
 
     def picked(self, question: str, abstract: str, *, most: int = 2) -> list[Scored]:
         """The quoted sentences, in abstract order: the best, and up to `most` - 1 more that
@@ -157,6 +164,11 @@ def finding(picked: list[Scored]) -> str:
     passed the relevance cut; "PFNs were recently proposed as a new paradigm" names the topic,
     "PFNs achieve state-of-the-art performance on tasks ..." says what was found."""
     return max(picked, key=lambda s: (s.substance, s.score)).text if picked else ""
+
+
+def _unsplit(abstract: str) -> str:
+    """An abstract with no sentence to quote (all too short, or addressed to the model)."""
+    return neutralise(abstract)[:400]
 
 
 def join(parts: list[Scored]) -> str:
