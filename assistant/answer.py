@@ -419,8 +419,9 @@ class Assistant:
         return alone.answerable and clear and not ours & {h.paper_id for h in alone.cited}
 
     def _focus(self, turns: list[Turn], k: int | None, filters: Filters | None) -> list[str]:
-        """The papers the conversation is about: those the last answered turn cited (searched
-        again from its question when the history does not say)."""
+        """The papers the conversation is about: those that answered the last answered turn
+        (cited, then a list's `more`; searched again from its question when the history does
+        not say)."""
         for back in range(1, min(MAX_FOCUS_TURNS, len(turns)) + 1):
             turn = turns[-back]
             if turn.papers:
@@ -429,7 +430,7 @@ class Assistant:
                 continue
             earlier = self._plan(turn.question, turns[:-back], k, filters)
             if earlier.sources:
-                return [s.paper_id for s in earlier.sources]
+                return [s.paper_id for s in (*earlier.sources, *earlier.more)]
         return []
 
     # --- stage 2: the direct answer --------------------------------------------------------

@@ -277,8 +277,12 @@ class Conversation:
         return answer
 
     def _record(self, question: str, answer: Answer) -> None:
-        # The papers it cited are what "it" and "they" of the next question point to.
-        self.history.append(Turn(question, answer.text, tuple(s.paper_id for s in answer.sources)))
+        # The papers that answer are what "it" and "they" of the next question point to: those
+        # cited, then a list's papers beyond the 8 shown (/more), so that "which of them use a
+        # mean teacher?" after "which papers propose test-time adaptation methods?" also reads
+        # the four /more shows.
+        answering = (*answer.sources, *answer.more)
+        self.history.append(Turn(question, answer.text, tuple(s.paper_id for s in answering)))
         self.exchanges.append(Exchange(question, answer, datetime.now()))
         self.last_answer = answer
         self.last_sources = tuple(answer.sources)

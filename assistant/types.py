@@ -149,8 +149,8 @@ class Filters:
 class Turn:
     """One earlier exchange of a conversation; `answer` is empty for a bare user turn.
 
-    `papers`: the ids of the papers that answer cited, best first: what "it" and "they" of a
-    follow-up refer to. Empty when unknown (a plain-text history): then the turn's question is
+    `papers`: the ids of the papers that answer, best first (those cited, then a list's `more`):
+    what "it" and "they" of a follow-up refer to. Empty when unknown (a plain-text history): then the turn's question is
     searched again to find them."""
 
     question: str

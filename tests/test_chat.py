@@ -157,6 +157,17 @@ def test_conversation_passes_history_and_keeps_turns():
     assert conv.last_answer is answer and conv.last_sources == answer.sources
 
 
+def test_a_follow_up_points_at_the_papers_beyond_the_list_cap_too():
+    """"Which of them ..." after a long list reads the papers /more shows, not only the 8."""
+    fake = FakeAssistant()
+    conv = Conversation(fake, k=2)
+    first = conv.ask("which papers, many of them?")
+    assert first.more  # the fake's second paper is beyond the cap
+    conv.ask("which of them uses a debate?")
+    papers = fake.calls[1]["history"][-1].papers
+    assert papers == (*(s.paper_id for s in first.sources), *(s.paper_id for s in first.more))
+
+
 def test_conversation_history_is_bounded():
     fake = FakeAssistant()
     conv = Conversation(fake, max_history_turns=2)
