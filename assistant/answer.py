@@ -391,9 +391,8 @@ class Assistant:
             chosen = [p for p, s in zip(papers, scores) if s >= best - margin]
         sources = tuple(
             Source(n=i + 1, paper_id=p.paper_id, title=p.title, year=p.year, score=1.0,
-                   text=(quote := self.quoter.quote(question, p.abstract,
-                                                    most=3 if len(chosen) == 1 else 1)[0]),
-                   name=self._name(p.title, p.abstract), best=quote)
+                   text=self.quoter.quote(question, p.abstract, most=3 if len(chosen) == 1 else 1)[0],
+                   name=self._name(p.title, p.abstract))
             for i, p in enumerate(chosen))
         others = tuple(Related(p.paper_id, p.title, p.year) for p in papers if p not in chosen)
         return Plan(query, tuple(hits), sources, related=others, question=question,

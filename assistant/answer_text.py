@@ -108,10 +108,9 @@ def paper_label(source: Source) -> str:
     if source.name:
         return source.name
     title = " ".join(source.title.split())
-    if title_head(title):
-        return title_head(title)
     words = title.split()
-    return title if len(words) <= LABEL_WORDS + 2 else " ".join(words[:LABEL_WORDS]) + " …"
+    return title_head(title) or (
+        title if len(words) <= LABEL_WORDS + 2 else " ".join(words[:LABEL_WORDS]) + " …")
 
 
 def fallback_lead(sources: Sequence[Source]) -> str:

@@ -61,8 +61,9 @@ def short_name(title: str, abstract: str, papers_using: Callable[[str], int]) ->
     "domain generalization (DG)"), if at most 2 chunks of the collection use it; else ""."""
     from .retrieval import defined_names
 
-    if title_head(title):
-        return title_head(title)
+    head = title_head(title)
+    if head:
+        return head
     names = [(papers_using(n), abstract.find(n), n) for n in defined_names(title, abstract)
              if 2 <= len(n) <= 14 and n in abstract and _coined(n, title, abstract)]
     names = [x for x in names if x[0] <= 2]
@@ -169,8 +170,7 @@ class SentenceStream:
                 self.waiting.append(sentence)
                 continue
             if end is not None:
-                marks = " ".join(end.group(1).split())
-                out += [f"{w.rstrip().rstrip('.!?').rstrip()} {marks}." for w in self.waiting]
+                out += [_marked(w, end.group(1), ".") for w in self.waiting]
             else:
                 out += self.waiting
             self.waiting = []
@@ -191,14 +191,20 @@ def _attach_markers(parts: list[str]) -> list[str]:
     for part in parts:
         lead = _LEADING.match(part)
         if out and lead and not _TRAILING_MARKERS.search(out[-1]):
-            head = out[-1].rstrip()
-            end = head[-1] if head[-1:] in ".!?" else "."
-            out[-1] = f"{head.rstrip('.!?').rstrip()} {' '.join(lead.group(1).split())}{end}"
+            out[-1] = _marked(out[-1], lead.group(1))
             part = part[lead.end():].strip()
             if not part:
                 continue
         out.append(part)
     return out
+
+
+def _marked(sentence: str, marks: str, end: str = "") -> str:
+    """("It sorts keys.", "[1] [2]") -> "It sorts keys [1] [2].": the markers go before the
+    sentence's end, which is `end` when given, else its own (".", "!" or "?"; "." if none)."""
+    body = sentence.rstrip()
+    end = end or (body[-1] if body[-1:] in ".!?" else ".")
+    return f"{body.rstrip('.!?').rstrip()} {' '.join(marks.split())}{end}"
 
 
 _LEADING = re.compile(r"((?:\[\d{1,3}\]\s*)+)[.!?]?\s*")

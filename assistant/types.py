@@ -97,7 +97,7 @@ class Source:
     score: float  # how strongly the evidence says this paper answers (0..1)
     year: int | None = None
     name: str = ""  # what the paper calls its method ("CoTTA"), when the title is long
-    best: str = ""  # the quote's best sentence: what the model reads of a paper of a list
+    best: str = ""  # the quote's sentence the model reads for a list ("": its first part)
 
 
 @dataclass(frozen=True)
