@@ -95,6 +95,7 @@ class _Direct:
     first_token_s: float | None = None
     dropped: int = 0
     after: bool = False  # a lead sentence comes before the model's
+    pinned: list[str] = field(default_factory=list)  # question words pinned on papers (support.py)
 
 
 class Assistant:
@@ -265,7 +266,7 @@ class Assistant:
             yield lead
         direct = yield from self._direct(plan, model, show, start, after=bool(lead))
         if not direct.shown and not lead:
-            lead = fallback_lead(plan.sources)
+            lead = fallback_lead(plan.sources, self._unsaid(plan, direct))
             yield lead
         opening = " ".join([lead] * bool(lead) + [c.text for c in direct.shown])
         rest = evidence_text(plan.sources, plan.related, len(plan.more), len(direct.left_out))
@@ -282,6 +283,18 @@ class Assistant:
             left_out=tuple(direct.left_out), papers=plan.papers,
             timings=Timings(retrieval_s, direct.first_token_s, time.perf_counter() - start),
         )
+
+    @staticmethod
+    def _unsaid(plan: Plan, direct: "_Direct") -> list[str]:
+        """The question's words the model pinned on the one paper that answers (support.py)
+        and that its whole abstract lacks too."""
+        from .support import absent
+
+        if len(plan.sources) != 1 or not direct.pinned:
+            return []
+        source = plan.sources[0]
+        paper = next((p for p in plan.papers if p.paper_id == source.paper_id), None)
+        return absent(direct.pinned, f"{source.title} {paper.abstract if paper else source.text}")
 
     # --- stage 1: decided without the model ---------------------------------------------------
     def plan(self, question: str, turns: list[Turn], k: int | None = None,
@@ -471,6 +484,7 @@ class Assistant:
                 text = f"{text[:-1] if text.endswith('.') else text} {marks}."
         cited = [s for s in sources if s.n in cites]
         support = self.claim_checker.check(text, cited, question)
+        result.pinned += [w for w in support.pinned if w not in result.pinned]
         claim = Claim(text=text, cites=cites, supported=support.supported, reason=support.reason)
         shown = (support.supported and not support.echo) or (
             show and not support.supported and not support.instructed)

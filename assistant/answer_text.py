@@ -113,7 +113,18 @@ def paper_label(source: Source) -> str:
         title if len(words) <= LABEL_WORDS + 2 else " ".join(words[:LABEL_WORDS]) + " …")
 
 
-def fallback_lead(sources: Sequence[Source]) -> str:
+def fallback_lead(sources: Sequence[Source], unsaid: Sequence[str] = ()) -> str:
     """The opening when the model wrote nothing the check supports: which paper answers (its
-    quote, below, says what it found)."""
-    return f"{sources[0].title} answers this; its abstract says:"
+    quote, below, says what it found).
+
+    `unsaid`: the question's words the model could only pin on the paper, which its abstract
+    lacks. The paper may answer in other words (a paraphrase of it lacks them too) or not at
+    all (dev para-23, "Can deaf people's hand gestures be rendered as ordinary written
+    prose?", got a paper on audio tests for blind students): the reader is told, to judge.
+    """
+    if not unsaid:
+        return f"{sources[0].title} answers this; its abstract says:"
+    words = [f'"{w}"' for w in unsaid[:3]]
+    listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+    return (f"{sources[0].title} is the closest paper, but its abstract does not mention "
+            f"{listed}; it says:")

@@ -102,6 +102,9 @@ def defined_names(title: str, text: str) -> set[str]:
     return {_singular(n) for n in names}
 
 
+_STYLE_SUFFIX = re.compile(r"-(?:style|like|based|inspired|type|esque|flavou?red)$", re.IGNORECASE)
+
+
 def _case_ok(query_token: str, name: str) -> bool:
     """An all-capitals name that is also a word ("MAKE", "PRIOR") matches only in capitals."""
     if name.isalpha() and name.isupper():
@@ -336,6 +339,7 @@ class BM25Index:
         """
         out: dict[str, float] = {}
         for token in set(_QUERY_TOKEN.findall(query)):
+            token = _STYLE_SUFFIX.sub("", token)  # "DINOv2-style" names DINOv2
             for key in {token.casefold(), _singular(token).casefold()}:
                 defined, mentioned = self.names.get(key, ((), 0))
                 owners = {p for name, p in defined if _case_ok(token, name)}

@@ -397,6 +397,7 @@ def test_the_run_time_check_flags_unsupported_statements_precisely(bundled_store
     print(f"\nrun-time check on {tp + fn} unsupported of {len(_statement_labels())} labelled "
           f"statements: precision {precision:.2f}, recall {recall:.2f}")
     assert precision >= 0.9
+    assert recall >= 0.65  # 0.68 since pinned question words count (0.59 before)
 
 
 # --------------------------------------------------------------------------- judge parsing

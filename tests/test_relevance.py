@@ -100,6 +100,18 @@ def test_a_list_cites_every_close_paper_a_single_question_one(bm25):
     assert "crisis" not in [h.paper_id for h in listed.cited]
 
 
+def test_a_list_is_measured_against_its_best_paper_that_no_name_boosted(bm25):
+    """dev topic-18: "CT" named one paper, whose boosted fused score put the other gold papers
+    below half of it; the list is measured against the best paper closer in meaning."""
+    sims = {"msg": 0.40, "gap": 0.60, "speech": 0.61, "crisis": 0.20}
+    ranked = hits(bm25, sims)
+    ranked[0] = Hit(rank=1, paper_id="msg", title=PAPERS["msg"][0], score=3.0,  # boosted by "MSG"
+                    chunks=ranked[0].chunks, dense_similarity=0.40)
+    question = "Which papers pre-train on a new domain or speech, such as MSG?"
+    listed = assess(question, ranked, bm25, SETTINGS)
+    assert listed.named and [h.paper_id for h in listed.cited][:3] == ["msg", "gap", "speech"]
+
+
 def test_missing_words_are_specific_words_no_top_paper_has(bm25):
     texts = [f"{t}\n{x}" for t, x in PAPERS.values()]
     assert missing_words("Which papers continually pre-train a model for Korean?", texts, bm25, 2) \

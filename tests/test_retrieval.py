@@ -134,6 +134,10 @@ def test_an_acronym_query_ranks_the_paper_that_defines_it_first():
     # Lowercase still works for a mixed-case name; an all-capitals word name needs capitals.
     assert bm25.named_papers("results of tabpfn", 3) == {"tab": 1.0}
     assert bm25.named_papers("msg", 3) == {} and bm25.named_papers("MSG", 3) == {"msg": 1.0}
+    # "TabPFN-style", "MSG-like": the name with a suffix still names its paper (dev2-list-07,
+    # "DINOv2-style self-supervised vision models", missed DINOv2 and abstained).
+    assert bm25.named_papers("TabPFN-style tabular models", 3) == {"tab": 1.0}
+    assert bm25.named_papers("MSG-like growth", 3) == {"msg": 1.0}
 
 
 def test_a_name_that_many_papers_mention_is_not_boosted():
