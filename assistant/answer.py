@@ -333,7 +333,7 @@ class Assistant:
             paper = self._record(h.paper_id)
             if paper is not None:
                 texts[h.paper_id] = f"{paper.title}\n{paper.abstract}"
-        return assess(query, hits, self.retriever.bm25, self.settings, texts)
+        return assess(query, hits, self.retriever.bm25, self.settings, texts, self.similarity)
 
     def _quote(self, question: str, hits: Sequence[Hit], first: int = 1, *,
                most: int = 2) -> tuple[tuple[Source, ...], tuple[Paper, ...]]:
@@ -421,7 +421,8 @@ class Assistant:
         from .relevance import missing_words
 
         texts = [f"{p.title}\n{p.abstract}" for p in papers]
-        if missing_words(question, texts, self.retriever.bm25, self.settings.missing_df):
+        if missing_words(question, texts, self.retriever.bm25, self.settings.missing_df,
+                         self.similarity, self.settings.synonym_similarity):
             return True
         if surely_back(question):
             return False

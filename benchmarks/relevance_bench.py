@@ -35,7 +35,10 @@ LIST_CAP = 8
 
 class DecisionBench:
     def __init__(self, bench: Bench, k: int) -> None:
+        from assistant.similarity import Similarity
+
         self.bench = bench
+        self.similarity = Similarity(bench.cache)  # what Assistant.assess passes
         self.hits = {q.id: bench.fused(q, k=k) for q in bench.queries}
         self.texts = {}
         for hits in self.hits.values():
@@ -49,7 +52,8 @@ class DecisionBench:
         from assistant.relevance import assess
 
         s = self.bench.settings.model_copy(update=overrides) if overrides else self.bench.settings
-        return [(q, assess(q.text, self.hits[q.id], self.bench.bm25, s, self.texts)) for q in queries]
+        return [(q, assess(q.text, self.hits[q.id], self.bench.bm25, s, self.texts, self.similarity))
+                for q in queries]
 
     @staticmethod
     def figures(runs) -> dict:

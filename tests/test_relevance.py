@@ -120,6 +120,23 @@ def test_missing_words_are_specific_words_no_top_paper_has(bm25):
     assert missing_words("hey, my supervisor asks: papers on pretrianed langauge modls?", texts,
                          bm25, 2) == []
     assert missing_words("crisis-related tweets about emergencies", texts, bm25, 2) == []
+    # nor a mistyped word that asks ("wich"), nor "roughly"
+    assert missing_words("wich papres roughly study Korean?", texts, bm25, 2) == ["Korean"]
+
+
+def test_a_word_with_a_synonym_in_the_papers_is_not_missing(bm25):
+    """tests/data/search_questions.jsonl: 11 of 50 answerable questions abstained as near misses
+    on common words ("photos", "exam"); with MiniLM, a word close to one of the top papers'
+    words is not missing. "Korean" is close to none of them."""
+    from assistant.embeddings import make_embedding_function
+    from assistant.similarity import Similarity
+
+    similarity = Similarity(make_embedding_function(Settings()))
+    texts = [f"{t}\n{x}" for t, x in PAPERS.values()]
+    question = "Which language models are trained on Korean tweets about catastrophes?"
+    assert missing_words(question, texts, bm25, 2) == ["Korean", "catastrophes"]
+    assert missing_words(question, texts, bm25, 2, similarity, SETTINGS.synonym_similarity) \
+        == ["Korean"]  # "catastrophes" ~ "disasters" (0.84)
 
 
 def test_a_near_miss_abstains_on_its_missing_word(bm25):
