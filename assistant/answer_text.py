@@ -124,6 +124,8 @@ def fallback_lead(sources: Sequence[Source], unsaid: Sequence[str] = ()) -> str:
     """
     if not unsaid:
         return f"{sources[0].title} answers this; its abstract says:"
+    if not any(len(w) >= 6 for w in unsaid):  # "teach", "move": naming them would tell nothing
+        return f"{sources[0].title} is the closest paper, and may answer this in other words; it says:"
     words = [f'"{w}"' for w in unsaid[:3]]
     listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
     return (f"{sources[0].title} is the closest paper, but its abstract does not mention "

@@ -48,3 +48,5 @@ def test_a_paper_the_model_could_only_pin_the_question_on_is_offered_as_the_clos
     assert fallback_lead([source], unsaid) == (
         f'{BLIND_TITLE} is the closest paper, but its abstract does not mention "transcription" '
         'or "gesture"; it says:')
+    assert fallback_lead([source], ["teach", "move"]) == (
+        f"{BLIND_TITLE} is the closest paper, and may answer this in other words; it says:")
