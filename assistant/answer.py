@@ -153,7 +153,7 @@ class Assistant:
 
             embed = self.retriever.embed
             if self.settings.uses_embed_endpoint:
-                # The claim check's threshold (grounding.py, 0.47) is MiniLM's: it stays in-process.
+                # The claim check's threshold (grounding.py, 0.35) is MiniLM's: it stays in-process.
                 from .embeddings import make_embedding_function
 
                 embed = make_embedding_function(self.settings.model_copy(update={"embed_base_url": None}))
@@ -284,8 +284,7 @@ class Assistant:
             timings=Timings(retrieval_s, direct.first_token_s, time.perf_counter() - start),
         )
 
-    @staticmethod
-    def _unsaid(plan: Plan, direct: "_Direct") -> list[str]:
+    def _unsaid(self, plan: Plan, direct: "_Direct") -> list[str]:
         """The question's words the model pinned on the one paper that answers (support.py)
         and that its whole abstract lacks too."""
         from .support import absent
@@ -293,7 +292,7 @@ class Assistant:
         if len(plan.sources) != 1 or not direct.pinned:
             return []
         source = plan.sources[0]
-        paper = next((p for p in plan.papers if p.paper_id == source.paper_id), None)
+        paper = self._record(source.paper_id)
         return absent(direct.pinned, f"{source.title} {paper.abstract if paper else source.text}")
 
     # --- stage 1: decided without the model ---------------------------------------------------
