@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import citations
 from .assets import ensure_tiktoken
@@ -285,15 +285,22 @@ class Assistant:
         )
 
     def _unsaid(self, plan: Plan, direct: "_Direct") -> list[str]:
-        """The question's words the model pinned on the one paper that answers (support.py)
-        and that its whole abstract lacks too."""
-        from .support import absent
+        """When the model wrote nothing the check kept about the one paper that answers: the
+        question's words it pinned on the paper (support.py), else PINNED_MIN or more of the
+        question's words, that the paper's whole abstract lacks too. "What is the best
+        optimizer for training GANs?" got an image-translation paper whose abstract has
+        neither "optimizer" nor "GANs"; the opening said it answered."""
+        from .support import PINNED_MIN, absent, unmentioned
 
-        if len(plan.sources) != 1 or not direct.pinned:
+        if len(plan.sources) != 1:
             return []
         source = plan.sources[0]
         paper = self._record(source.paper_id)
-        return absent(direct.pinned, f"{source.title} {paper.abstract if paper else source.text}")
+        text = f"{source.title} {paper.abstract if paper else source.text}"
+        if direct.pinned:
+            return absent(direct.pinned, text)
+        words = unmentioned(plan.question or plan.query, text)
+        return words if len(words) >= PINNED_MIN else []
 
     # --- stage 1: decided without the model ---------------------------------------------------
     def plan(self, question: str, turns: list[Turn], k: int | None = None,
@@ -318,7 +325,11 @@ class Assistant:
             quotes, _ = self._quote(question, assessment.closest, most=1)
             return Plan(query, tuple(hits), (), closest=tuple(assessment.closest),
                         closest_quotes=quotes, missing=assessment.missing, question=question)
-        sources, papers = self._quote(question, self._instructed_last(assessment.cited))
+        from .evidence import SUMMARY_MOST, asks_summary
+
+        # One paper asked to be summarised: its best sentences that fit the whole-abstract budget.
+        most = SUMMARY_MOST if len(assessment.cited) == 1 and asks_summary(question) else 2
+        sources, papers = self._quote(question, self._instructed_last(assessment.cited), most=most)
         more, _ = self._quote(question, assessment.more, first=len(sources) + 1)
         related = tuple(Related(h.paper_id, h.title, h.year) for h in assessment.related)
         return Plan(query, tuple(hits), sources, more, related, question=question, papers=papers)
@@ -350,7 +361,7 @@ class Assistant:
         for h in hits:
             paper = self._record(h.paper_id)
             abstract = paper.abstract if paper is not None else " ".join(c.text for c in h.chunks)
-            quote, best = self.quoter.quoted(question, abstract, most=most)
+            quote, best = self.quoter.quoted(question, abstract, most=most, title=h.title)
             out.append(Source(n=first + len(out), paper_id=h.paper_id, title=h.title, text=quote,
                               score=h.score, year=h.year, name=self._name(h.title, abstract),
                               best=best))
@@ -403,7 +414,8 @@ class Assistant:
             chosen = [p for p, s in zip(papers, scores) if s >= best - margin]
         sources = tuple(
             Source(n=i + 1, paper_id=p.paper_id, title=p.title, year=p.year, score=1.0,
-                   text=self.quoter.quote(question, p.abstract, most=3 if len(chosen) == 1 else 1)[0],
+                   text=self.quoter.quote(question, p.abstract, most=3 if len(chosen) == 1 else 1,
+                                        title=p.title)[0],
                    name=self._name(p.title, p.abstract))
             for i, p in enumerate(chosen))
         others = tuple(Related(p.paper_id, p.title, p.year) for p in papers if p not in chosen)
@@ -473,8 +485,10 @@ class Assistant:
                   result: _Direct) -> Iterator[str]:
         """Check one sentence of the direct answer; yield it when it is to be shown."""
         from .context import remove_links
+        from .support import repeats
+        from .text import markers_last
 
-        parsed = citations.parse(remove_links(sentence), sources)
+        parsed = citations.parse(markers_last(remove_links(sentence)), sources)
         result.dropped += parsed.dropped
         text, cites = parsed.text, tuple(c.n for c in parsed.citations)
         if not cites and text:  # no markers: the paper it names, or the one paper shown
@@ -486,6 +500,8 @@ class Assistant:
         support = self.claim_checker.check(text, cited, question)
         result.pinned += [w for w in support.pinned if w not in result.pinned]
         claim = Claim(text=text, cites=cites, supported=support.supported, reason=support.reason)
+        if repeats(text, [c.text for c in result.shown]):
+            support = replace(support, echo=True, reason="repeats an earlier sentence")
         shown = (support.supported and not support.echo) or (
             show and not support.supported and not support.instructed)
         if shown:

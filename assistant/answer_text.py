@@ -83,7 +83,7 @@ def more_phrase(n: int) -> str:
 
 def left_out_line(n: int) -> str:
     return (f"{n} sentence{'s' if n != 1 else ''} of the model's answer left out: not found in "
-            "the quotes, or only restating the question.")
+            "the quotes, or only restating the question or an earlier sentence.")
 
 
 def lead_text(sources: Sequence[Source], more: Sequence[Source]) -> str:

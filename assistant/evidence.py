@@ -41,12 +41,13 @@ MOTIVATION = 0.20
 SECOND_WITHIN = 0.20  # a second sentence is quoted when it scores this close to the best
 QUOTE_TOKENS = 180  # one paper: up to two sentences (a list takes one a paper); a long one is ~90
 WHOLE_QUOTE_TOKENS = 200  # a follow-up about one paper reads its whole abstract: up to 3
+SUMMARY_MOST = 4  # a summary: the best sentences that fit WHOLE_QUOTE_TOKENS, whatever their scores
 MIN_SENTENCE_CHARS = 25  # shorter pieces ("Code is available.") are never quoted alone
 
 _LINK = re.compile(r"https?://|www\.|github\.com", re.IGNORECASE)
 _ENUMERATION = re.compile(r"\(\s*(?:1|i|a)\s*\).*\(\s*(?:2|ii|b)\s*\)|:\s*\w[^.]*;", re.IGNORECASE)
 _RESULT = re.compile(
-    r"\b(we (propose|introduce|present|develop|design|find|show|observe|demonstrate|release|"
+    r"\b(we (?:\w+ly |then |also |further |furthermore |first |next |here |thus |therefore )?(propose|introduce|present|develop|design|find|show|observe|demonstrate|release|"
     r"construct|collect|curate)|achiev\w*|outperform\w*|improv\w*|reduc\w*|surpass\w*|"
     r"speed(s|ed)?[- ]?up|faster|results? (show|in|demonstrate)|leads? to|yields?|reach\w*|"
     r"match\w*|exceed\w*|consist\w* of|comprising|contains?|strateg\w*|by \d)\b",
@@ -54,7 +55,10 @@ _RESULT = re.compile(
 )
 _BACKGROUND = re.compile(
     r"^(recent(ly)?|in recent years|over the past|with the (rapid|recent|advent)|"
-    r"large language models \(llms\) have|.{0,80}\b(has|have) (become|emerged|shown|gained|"
+    r"large language models \(llms\) have|"
+    # "Extensive experiments have shown that ...": a result, not the field's background
+    r"(?!(\w+ )?(experiments?|results?|evaluations?|analys[ie]s|we)\b).{0,80}\b(has|have) "
+    r"(become|emerged|shown|gained|"
     r"achieved|witnessed|demonstrated)|.{0,60}\b(aims?|seeks?|attempts?) to\b|however,|despite|"
     r"although|while\b.{0,80}\b(traditionally|typically|usually|commonly))|"
     r"\brecent (years|works?|studies|advances|progress|breakthrough)\b|"
@@ -74,6 +78,18 @@ class Scored:
     substance: float = 0.0  # the score's part that is not relevance: numbers, results, news
 
 
+_SUMMARY = re.compile(
+    r"\b(summari[sz]\w*|summary|tl;?dr|overview of|main (points|findings|contributions|ideas?)|"
+    r"key (points|findings|contributions|ideas?)|what is (it|this paper|the paper) about|"
+    r"what (does|did) (it|this paper|the paper) (do|find|show|contribute))\b", re.IGNORECASE)
+
+
+def asks_summary(question: str) -> bool:
+    """"Summarize the zero-shot evaluation paper", "main findings of X": the whole abstract
+    is wanted, not the one or two sentences closest to the question's words."""
+    return bool(_SUMMARY.search(question))
+
+
 def is_value_question(question: str) -> bool:
     return bool(_VALUE_QUESTION.search(question))
 
@@ -88,8 +104,9 @@ class Quoter:
         self.terms = terms  # bm25.tokens: stemmed, stop words dropped
         self.count_tokens = count_tokens
 
-    def scored(self, question: str, abstract: str) -> list[Scored]:
-        """Every sentence of the abstract with its score, in abstract order."""
+    def scored(self, question: str, abstract: str, title: str = "") -> list[Scored]:
+        """Every sentence of the abstract with its score, in abstract order. `title`: the
+        paper's names (`own_names`) do not count as the question's words."""
         # A sentence addressed to the model is never quoted (it is data, and no finding);
         # links are taken out of the rest: the paper's own page is one /open away.
         sents = [remove_links(s) for s in sentences(neutralise(abstract))
@@ -97,6 +114,7 @@ class Quoter:
         if not sents:
             return []
         sims = self.sim.sims(question, sents)
+        question = without_own_names(question, title, abstract)
         asked = set(self.terms(question))
         value = 2.0 if is_value_question(question) else 1.0
         out = []
@@ -123,26 +141,29 @@ class Quoter:
         return max(SIMILARITY * float(sim) + (1 - SIMILARITY) * self.coverage(question, text)
                    for text, sim in zip(texts, sims))
 
-    def quote(self, question: str, abstract: str, *, most: int = 2) -> tuple[str, float]:
+    def quote(self, question: str, abstract: str, *, most: int = 2,
+              title: str = "") -> tuple[str, float]:
         """(quote, best sentence's score): up to `most` sentences in abstract order, joined by
         " … " where they are not adjacent. Two for a paper (one for the closest papers of an
         abstention); three for a follow-up about one paper, which reads its whole abstract."""
-        picked = self.picked(question, abstract, most=most)
+        picked = self.picked(question, abstract, most=most, title=title)
         if not picked:
             return _unsplit(abstract), 0.0
         return join(picked), max(p.score for p in picked)
 
-    def quoted(self, question: str, abstract: str, *, most: int = 2) -> tuple[str, str]:
+    def quoted(self, question: str, abstract: str, *, most: int = 2,
+               title: str = "") -> tuple[str, str]:
         """(quote, its sentence that says most: `finding`)."""
-        picked = self.picked(question, abstract, most=most)
+        picked = self.picked(question, abstract, most=most, title=title)
         if not picked:
             return _unsplit(abstract), _unsplit(abstract)
         return join(picked), finding(picked)
 
-    def picked(self, question: str, abstract: str, *, most: int = 2) -> list[Scored]:
+    def picked(self, question: str, abstract: str, *, most: int = 2,
+               title: str = "") -> list[Scored]:
         """The quoted sentences, in abstract order: the best, and up to `most` - 1 more that
         score within SECOND_WITHIN of it and fit the token budget."""
-        scored = self.scored(question, abstract)
+        scored = self.scored(question, abstract, title)
         if not scored:
             return []
         budget = WHOLE_QUOTE_TOKENS if most > 2 else QUOTE_TOKENS
@@ -150,12 +171,34 @@ class Quoter:
         best = ranked[0]
         picked, used = [best], best.tokens
         for cand in ranked[1:]:
-            if len(picked) >= most or cand.score < best.score - SECOND_WITHIN:
+            if len(picked) >= most or (most < SUMMARY_MOST and cand.score < best.score - SECOND_WITHIN):
                 break
             if used + cand.tokens <= budget:
                 picked.append(cand)
                 used += cand.tokens
         return sorted(picked, key=lambda s: s.index)
+
+
+def without_own_names(question: str, title: str, abstract: str) -> str:
+    """The question without the names its paper defines, when words are left: the name says
+    which paper is meant, not which of its sentences answers. "What is UL2's mixture of
+    denoisers?" weighed "UL2" (2 chunks of the collection) like "denoisers", and every
+    sentence saying "UL2 20B" outscored "We then propose Mixture-of-Denoisers (MoD), ...":
+    the answer read "UL2's mixture of denoisers includes T0 and T5 models"."""
+    from .retrieval import QUESTION_WORDS, _singular, defined_names
+
+    if not title:
+        return question
+    names = {n.casefold() for n in defined_names(title, abstract)}
+
+    def own(word: str) -> bool:
+        bare = re.sub(r"(?:'s|’s)$", "", re.sub(r"^\W+|\W+$", "", word))
+        return bare.casefold() in names or _singular(bare).casefold() in names
+
+    kept = [w for w in question.split() if not own(w)]
+    asks = any(len(bare) > 3 and bare.casefold() not in QUESTION_WORDS
+               for bare in (re.sub(r"\W+", "", w) for w in kept))
+    return " ".join(kept) if asks and len(kept) < len(question.split()) else question
 
 
 def finding(picked: list[Scored]) -> str:

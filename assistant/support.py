@@ -139,6 +139,27 @@ def absent(words: Sequence[str], text: str) -> list[str]:
     return [w for w in words if w[:5] not in have]
 
 
+def unmentioned(question: str, text: str) -> list[str]:
+    """The question's content words, as the question writes them, that `text` lacks (compared
+    as pinned_words compares them), longest first; conversational framing ("hey", "quick")
+    is not counted."""
+    from .relevance import FRAMING
+
+    have = _stems(content_words(text))
+    words = [w for w in dict.fromkeys(_CONTENT.findall(MARKER.sub(" ", question)))
+             if len(w) > 1 and w.lower() not in _GENERIC and w.lower() not in FRAMING]
+    return sorted((w for w in words if _singular(w.lower())[:5] not in have),
+                  key=lambda w: (-len(w), w.lower()))
+
+
+def repeats(sentence: str, earlier: Sequence[str]) -> bool:
+    """A sentence of 6+ content words that adds at most one to an earlier one's: the model
+    said it again, often citing another paper ("Notably, TabPFN achieves very strong
+    performance ... [2]." after the same sentence with [1])."""
+    words = content_words(sentence)
+    return len(words) >= 6 and any(len(words - content_words(e)) <= 1 for e in earlier)
+
+
 def restates_titles(sentence: str, titles: Sequence[str]) -> bool:
     """Fewer than two content words of the sentence are not words of the cited titles."""
     return len(content_words(sentence) - content_words(" ".join(titles))) < 2

@@ -45,6 +45,23 @@ MARKER = re.compile(
 )
 # Markers at the start of a text: "[1] A claim." or "[1], [2] A claim."
 LEADING_MARKERS = re.compile(r"^\s*((?:" + MARKER.pattern + r"\s*[,;]?\s*)+)", re.IGNORECASE)
+
+
+def markers_last(sentence: str) -> str:
+    """Markers that lead a sentence go: "[1] From Fake to Real found X [1]." reads "From Fake
+    to Real found X [1]."; a sentence whose only markers lead gets them at its end ("[2] X
+    found Y." reads "X found Y [2].")."""
+    lead = LEADING_MARKERS.match(sentence)
+    if not lead or not sentence[lead.end():].strip():
+        return sentence
+    rest = sentence[lead.end():]
+    if MARKER.search(rest):
+        return rest
+    body = rest.rstrip()
+    end = body[-1] if body[-1] in ".!?" else ""
+    return f"{body[:len(body) - len(end)]} {lead.group(1).strip().rstrip(',;').strip()}{end or '.'}"
+
+
 _NUM = re.compile(r"\d+")
 _RANGE = re.compile(r"(\d+)\s*[-–]\s*(\d+)")
 _LIST_SEP = re.compile(r"\s*(?:[,;]|and)\s*")

@@ -20,7 +20,9 @@ from assistant.citations import numbers_in, parse
 from assistant.compose import GRAMMAR, SentenceStream, evidence_block, messages
 from assistant.context import neutralise
 from assistant.errors import PromptError
+from assistant.evidence import asks_summary, without_own_names
 from assistant.ingest import ingest
+from assistant.text import markers_last
 from assistant.types import Answer, Retrieved, Source
 
 STABILITY = "Efficient Continual Pre-training by Mitigating the Stability Gap"
@@ -123,6 +125,13 @@ def test_markers_after_the_full_stop_stay_with_their_sentence():
     assert leading.close() == ["It is fast [2]."]
 
 
+def test_markers_that_lead_a_sentence_move_to_its_end():
+    assert markers_last("[1] From Fake to Real improves accuracy by 20% [1].") == (
+        "From Fake to Real improves accuracy by 20% [1].")
+    assert markers_last("[2] X found Y.") == "X found Y [2]."
+    assert markers_last("X found Y [2].") == "X found Y [2]."
+
+
 def test_a_sentence_without_markers_takes_the_next_ones():
     stream = SentenceStream()
     assert stream.feed("CoTTA and PSMT differ. PSMT selects parameters") == []
@@ -179,6 +188,40 @@ def test_a_value_question_quotes_the_value_exactly(assistant_offline):
     quote, _ = assistant_offline.quoter.quote("How many GPU hours of training does it need?",
                                               abstract, most=1)
     assert "9,200 GPU hours" in quote
+
+
+def test_the_papers_own_name_does_not_choose_its_sentence(assistant_offline):
+    """"What is UL2's mixture of denoisers?": every sentence saying "UL2 20B" matched the rare
+    name; the one that answers is "We then propose Mixture-of-Denoisers (MoD), ..."."""
+    title = "UL2: Unifying Language Learning Paradigms"
+    abstract = _abstract(assistant_offline, title)
+    question = "What is UL2's mixture of denoisers?"
+    assert without_own_names(question, title, abstract) == "What is mixture of denoisers?"
+    quote, _ = assistant_offline.quoter.quote(question, abstract, title=title)
+    assert quote.startswith("We then propose Mixture-of-Denoisers (MoD)")
+    assert without_own_names("What is UL2?", title, abstract) == "What is UL2?"  # nothing left
+
+
+def test_a_paper_asked_to_be_summarised_is_quoted_at_length(assistant_offline):
+    assert asks_summary("Summarize the Zero-Shot Learning evaluation paper.")
+    assert asks_summary("What are the main findings of UL2?")
+    assert not asks_summary("How many GPU hours does Wuerstchen need?")
+    plan = assistant_offline.plan("Summarize the Zero-Shot Learning evaluation paper.", [])
+    (source,) = plan.sources
+    assert source.title.startswith("Zero-Shot Learning -- A Comprehensive Evaluation")
+    assert source.text.count(" … ") + 1 >= 3 or len(source.text) > 600  # not one sentence
+
+
+@pytest.mark.parametrize("sentence, result", [
+    ("We then propose Mixture-of-Denoisers (MoD).", True),
+    ("Extensive experiments have shown that our approach outperforms strong baselines.", True),
+])
+def test_result_sentences_are_told_from_background(sentence, result):
+    from assistant.evidence import _BACKGROUND, _RESULT
+
+    assert bool(_RESULT.search(sentence)) is result
+    assert not _BACKGROUND.search(sentence)
+    assert _BACKGROUND.search("Large models have shown strong results in many fields.")
 
 
 def test_a_single_paper_question_cites_one_paper(assistant_offline):

@@ -191,3 +191,35 @@ def test_a_related_paper_is_close_in_score_and_in_meaning(bm25):
     a = assess(query, three, bm25, SETTINGS)
     assert [h.paper_id for h in a.cited] == ["crisis"]
     assert [h.paper_id for h in a.related] == ["speech"]  # "gap" (0.25) is far in meaning
+
+
+def test_a_name_two_papers_define_cites_the_better_ranked_one_only():
+    """"How was VPT trained to play Minecraft?": Video PreTraining defines VPT, and so does a
+    point-cloud paper that spells out "visual prompt tuning (VPT)"; only the first is meant."""
+    papers = {
+        "vpt": ("Video PreTraining (VPT): Learning to Act by Watching Unlabeled Online Videos",
+                "We train an inverse dynamics model on online videos of people playing Minecraft."),
+        "idpt": ("Instance-aware Dynamic Prompt Tuning for Pre-trained Point Cloud Models",
+                 "Inspired by visual prompt tuning (VPT), we explore prompt tuning on point clouds."),
+        "gap": PAPERS["gap"],
+    }
+    index = BM25Index.build([Chunk(f"{p}#0", p, t, x, 0, 1) for p, (t, x) in papers.items()], "g2")
+    three = [Hit(rank=i, paper_id=p, title=papers[p][0], score=1.0 / i, chunks=tuple(index.paper_chunks[p]),
+                 dense_similarity=s) for i, (p, s) in enumerate({"vpt": 0.6, "idpt": 0.3, "gap": 0.2}.items(), 1)]
+    a = assess("How was VPT trained to play Minecraft?", three, index, SETTINGS)
+    assert a.named and [h.paper_id for h in a.cited] == ["vpt"]
+
+
+def test_a_listed_paper_has_one_of_the_questions_rare_terms(bm25, monkeypatch):
+    """A paper close on common words alone ("pre-trained", "language models") is not listed
+    when the first paper has one of the question's rare terms ("tweets")."""
+    import assistant.relevance as relevance
+
+    query = "Which papers pre-train language models on tweets?"
+    h = hits(bm25, {"crisis": 0.60, "gap": 0.50, "msg": 0.50})
+    h = [Hit(x.rank, x.paper_id, x.title, s, x.chunks, dense_similarity=x.dense_similarity)
+         for x, s in zip(h, (1.0, 0.9, 0.9))]
+    monkeypatch.setattr(relevance, "LIST_RARE_SHARE", 0.3)  # 4 chunks: "tweets" is in 1, "language" in 2
+    assert [x.paper_id for x in assess(query, h, bm25, SETTINGS).cited] == ["crisis"]
+    monkeypatch.setattr(relevance, "LIST_RARE_SHARE", 0.0)  # no term is rare: the rule is off
+    assert [x.paper_id for x in assess(query, h, bm25, SETTINGS).cited] == ["crisis", "msg"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from assistant.answer_text import fallback_lead
-from assistant.support import absent, is_echo, pinned_words
+from assistant.support import absent, is_echo, pinned_words, repeats, unmentioned
 from assistant.types import Source
 
 DEAF = "Can deaf people's hand gestures be rendered as ordinary written prose with no word-by-word transcription step?"
@@ -50,3 +50,24 @@ def test_a_paper_the_model_could_only_pin_the_question_on_is_offered_as_the_clos
         'or "gesture"; it says:')
     assert fallback_lead([source], ["teach", "move"]) == (
         f"{BLIND_TITLE} is the closest paper, and may answer this in other words; it says:")
+
+
+def test_the_questions_words_a_paper_lacks_are_named_as_the_question_writes_them():
+    """"What is the best optimizer for training GANs?" got an image-translation paper and a
+    model sentence that only restated its title: the opening names what its abstract lacks."""
+    abstract = ("We propose to use pretraining to boost general image-to-image translation. We also "
+                "propose adversarial training to enhance the texture synthesis.")
+    title = "Pretraining is All You Need for Image-to-Image Translation"
+    question = "Hey, what is the best optimizer for training GANs?"
+    assert unmentioned(question, f"{title} {abstract}") == ["optimizer", "best", "GANs"]
+    assert unmentioned("Which papers study image translation?", f"{title} {abstract}") == []
+
+
+def test_a_sentence_said_again_is_a_repeat_a_new_finding_is_not():
+    first = ("TabPFN achieves very strong performance on small tabular datasets but is not designed "
+             "for datasets larger than 1000 [1].")
+    assert repeats("Notably, TabPFN achieves very strong performance on small tabular datasets but is "
+                   "not designed for datasets larger than 1000 [2].", [first])
+    assert not repeats("TuneTables optimizes fewer than 5% of TabPFN's parameters on 98 datasets [2].",
+                       [first])
+    assert not repeats("TabPFN is fast [2].", ["TabPFN is fast and small [1]."])  # too short to tell
