@@ -23,6 +23,7 @@ that do not answer (uncited) and how many sentences the check left out.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -481,6 +482,21 @@ class Assistant:
             yield from self._sentence(sentence, question, plan.sources, show, result)
         return result
 
+    def _own_sources(self, text: str, cited: list[Source], question: str) -> tuple[str, list[Source]]:
+        """A sentence citing several papers keeps the markers of those that support it alone,
+        when one does: the model copied one paper's quote and cited two ("Recent works have
+        adopted a repeated cosine annealing schedule ... [1][2]", a sentence of [1] only).
+        When none does alone (a sentence joining what two papers found), or markers stand
+        inside the sentence ("A does X [1] and B does Y [2]."), all stay."""
+        from .text import MARKER
+
+        if MARKER.search(re.sub(r"(\s*" + MARKER.pattern + r")+\W*$", "", text, flags=re.IGNORECASE)):
+            return text, cited
+        alone = [s for s in cited if self.claim_checker.check(text, [s], question).supported]
+        if not alone or len(alone) == len(cited):
+            return text, cited
+        return citations.parse(text, tuple(alone)).text, alone
+
     def _sentence(self, sentence: str, question: str, sources: tuple[Source, ...], show: bool,
                   result: _Direct) -> Iterator[str]:
         """Check one sentence of the direct answer; yield it when it is to be shown."""
@@ -498,10 +514,13 @@ class Assistant:
                 text = f"{text[:-1] if text.endswith('.') else text} {marks}."
         cited = [s for s in sources if s.n in cites]
         support = self.claim_checker.check(text, cited, question)
+        if support.supported and len(cited) > 1:
+            text, cited = self._own_sources(text, cited, question)
+            cites = tuple(s.n for s in cited)
         result.pinned += [w for w in support.pinned if w not in result.pinned]
-        claim = Claim(text=text, cites=cites, supported=support.supported, reason=support.reason)
         if repeats(text, [c.text for c in result.shown]):
             support = replace(support, echo=True, reason="repeats an earlier sentence")
+        claim = Claim(text=text, cites=cites, supported=support.supported, reason=support.reason)
         shown = (support.supported and not support.echo) or (
             show and not support.supported and not support.instructed)
         if shown:

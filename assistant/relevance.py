@@ -81,7 +81,12 @@ FRAMING = frozenset("""paper papers work works study studies research article ar
     look looking lit review writing keep hear hearing heard anything something here collection
     say recommend me my i im wondering curious question questions interested know want need
     help find search read reading beginner advisor professor colleague friend ask asks asked
-    asking much many often long far well roughly approximately exactly""".split())
+    asking much many often long far well roughly approximately exactly
+    downside downsides drawback drawbacks disadvantage disadvantages advantage advantages pros
+    cons benefit benefits shortcoming shortcomings weakness weaknesses strength strengths
+    pitfall pitfalls tradeoff tradeoffs trade-off trade-offs caveat caveats""".split())
+# The aspect words above ("downsides", "pros") ask about a topic, they are not one: "What are
+# the downsides of knowledge distillation during pre-training?" abstained on "downsides".
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9]|[A-Za-z0-9]")
 
 

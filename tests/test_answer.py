@@ -224,6 +224,20 @@ def test_result_sentences_are_told_from_background(sentence, result):
     assert _BACKGROUND.search("Large models have shown strong results in many fields.")
 
 
+def test_a_sentence_copied_from_one_paper_cites_that_paper_only(assistant_offline):
+    """t2-list-07: a sentence of [1]'s quote came back cited [1][2][3]; it keeps [1]."""
+    one = Source(1, "a", "The Fine Line", "Specific downstream metrics exhibit similar training "
+                 "dynamics across models of different sizes, up to 67 billion parameters.", 1.0)
+    two = Source(2, "b", "Amuro & Char", "Continual pre-training improves the model in a latent way "
+                 "that only shows after fine-tuning.", 1.0)
+    copied = ("The Fine Line found that specific downstream metrics exhibit similar training dynamics "
+              "across models of different sizes, up to 67 billion parameters [1][2].")
+    text, kept = assistant_offline._own_sources(copied, [one, two], "How do pre-training dynamics scale?")
+    assert text.endswith("67 billion parameters [1].") and kept == [one]
+    inside = "The Fine Line finds similar dynamics [1] and Amuro & Char a latent gain [2]."
+    assert assistant_offline._own_sources(inside, [one, two], "q") == (inside, [one, two])
+
+
 def test_a_single_paper_question_cites_one_paper(assistant_offline):
     plan = assistant_offline.plan("How many GPU hours of training does Wuerstchen require?", [])
     assert [s.title for s in plan.sources] == [WUERSTCHEN]
