@@ -44,7 +44,7 @@ from .answer_text import (  # noqa: F401 - re-exported: the answer's wording liv
 )
 from .compose import short_name
 from .config import Settings
-from .followup import elliptical, ordinal, refers_back, surely_back
+from .followup import among, elliptical, ordinal, refers_back, surely_back
 from .relevance import Assessment, question_kind
 from .types import (
     Answer,
@@ -395,7 +395,7 @@ class Assistant:
     def _follow_up(self, question: str, turns: list[Turn], k: int | None,
                    filters: Filters | None) -> Plan | None:
         """A follow-up about the papers the last answer cited: answered from them only."""
-        focus = self._focus(turns, k, filters)
+        focus = self._focus(turns, k, filters, several=among(question))
         if not focus:
             return None
         papers = [p for p in (self._record(pid) for pid in focus) if p is not None]
@@ -443,20 +443,30 @@ class Assistant:
         clear = alone.named or alone.coverage >= self.settings.gate_coverage
         return alone.answerable and clear and not ours & {h.paper_id for h in alone.cited}
 
-    def _focus(self, turns: list[Turn], k: int | None, filters: Filters | None) -> list[str]:
+    def _focus(self, turns: list[Turn], k: int | None, filters: Filters | None,
+               several: bool = False) -> list[str]:
         """The papers the conversation is about: those that answered the last answered turn
         (cited, then a list's `more`; searched again from its question when the history does
-        not say)."""
+        not say). `several` ("which of them ..."): a choice among papers, so a turn answered by
+        one paper (often the last "which of them") is passed over for an earlier list, when
+        there is one: after "Which papers propose test-time adaptation methods?" and "Which of
+        them uses entropy minimization?", "Which of them use a mean teacher?" asks the list."""
+        single: list[str] = []
         for back in range(1, min(MAX_FOCUS_TURNS, len(turns)) + 1):
             turn = turns[-back]
+            if turn.papers and several and len(turn.papers) == 1:
+                single = single or list(turn.papers)
+                continue
             if turn.papers:
                 return list(turn.papers)
             if turn.answer and is_abstention(turn.answer):
                 continue
             earlier = self._plan(turn.question, turns[:-back], k, filters)
-            if earlier.sources:
+            if earlier.sources and not (several and len(earlier.sources) + len(earlier.more) == 1):
                 return [s.paper_id for s in (*earlier.sources, *earlier.more)]
-        return []
+            if earlier.sources:
+                single = single or [earlier.sources[0].paper_id]
+        return single
 
     # --- stage 2: the direct answer --------------------------------------------------------
     def _direct(self, plan: Plan, model: str | None, show: bool, start: float, after: bool):

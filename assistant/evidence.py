@@ -63,6 +63,9 @@ _BACKGROUND = re.compile(
     r"although|while\b.{0,80}\b(traditionally|typically|usually|commonly))|"
     r"\brecent (years|works?|studies|advances|progress|breakthrough)\b|"
     r"\b(was|were|has been|have been) recently (proposed|introduced|shown)\b", re.IGNORECASE)
+_OTHER_WORK = re.compile(r"^(existing|prior|previous|traditional|conventional|current|most|many|"
+                         r"popular|standard) (\w+ )?(methods?|approaches|works?|techniques|studies|"
+                         r"models|solutions|systems)\b", re.IGNORECASE)
 _VALUE_QUESTION = re.compile(
     r"\b(how (many|much|long|often|fast|large|big|strongly|well)|what (share|fraction|"
     r"percentage|number|size|speed-?up|accuracy|score|improvement|gain|auc|f1|error|value)|"
@@ -134,12 +137,16 @@ class Quoter:
 
     def relevance(self, question: str, title: str, abstract: str) -> float:
         """How well the paper's title or best sentence matches the question, without the
-        substance bonuses: which of a conversation's papers a follow-up is about."""
+        substance bonuses: which of a conversation's papers a follow-up is about. A sentence
+        on other work or the field's background counts less: "Which of them uses entropy
+        minimization?" chose CoTTA for "Existing methods, which are mostly based on ...
+        entropy regularization, can suffer ...", over the paper that minimizes the entropy."""
         texts = [title] + [s for s in sentences(neutralise(abstract))
                            if len(s) >= MIN_SENTENCE_CHARS]
         sims = self.sim.sims(question, texts)
         return max(SIMILARITY * float(sim) + (1 - SIMILARITY) * self.coverage(question, text)
-                   for text, sim in zip(texts, sims))
+                   - MOTIVATION * (i > 0 and bool(_BACKGROUND.search(text) or _OTHER_WORK.search(text)))
+                   for i, (text, sim) in enumerate(zip(texts, sims)))
 
     def quote(self, question: str, abstract: str, *, most: int = 2,
               title: str = "") -> tuple[str, float]:

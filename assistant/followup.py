@@ -41,6 +41,15 @@ _ORDINAL = re.compile(r"\b(first|second|third|fourth|fifth|last)\b", re.IGNORECA
 _ORDINALS = {"first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "last": -1}
 
 
+_AMONG = re.compile(r"\b(which|any|none|each|all|both|some|how many|one) of (them|these|those|the papers)\b"
+                    r"|\bamong (them|these|those)\b", re.IGNORECASE)
+
+
+def among(question: str) -> bool:
+    """"Which of them ...", "any of these ...": a choice among several papers."""
+    return bool(_AMONG.search(question))
+
+
 def refers_back(question: str) -> bool:
     """Whether the question points at something of the conversation ("it", "the second one")."""
     return bool(_BACK.search(question))

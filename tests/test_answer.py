@@ -238,6 +238,19 @@ def test_a_sentence_copied_from_one_paper_cites_that_paper_only(assistant_offlin
     assert assistant_offline._own_sources(inside, [one, two], "q") == (inside, [one, two])
 
 
+def test_which_of_them_after_a_one_paper_answer_chooses_among_the_earlier_list(assistant_offline):
+    from assistant.followup import among
+
+    assert among("Which of them use a mean teacher?") and among("Do any of these use LoRA?")
+    assert not among("What strategies does it propose?")
+    listed = Turn("Which papers propose test-time adaptation methods?", "5 papers ...",
+                  ("a", "b", "c", "d", "e"))
+    chose = Turn("Which of them uses entropy minimization?", "A minimizes the entropy [1].", ("a",))
+    assert assistant_offline._focus([listed, chose], None, None, several=True) == list(listed.papers)
+    assert assistant_offline._focus([listed, chose], None, None) == ["a"]  # "it": the last paper
+    assert assistant_offline._focus([chose], None, None, several=True) == ["a"]  # no list before
+
+
 def test_a_single_paper_question_cites_one_paper(assistant_offline):
     plan = assistant_offline.plan("How many GPU hours of training does Wuerstchen require?", [])
     assert [s.title for s in plan.sources] == [WUERSTCHEN]
