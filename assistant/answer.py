@@ -44,7 +44,7 @@ from .answer_text import (  # noqa: F401 - re-exported: the answer's wording liv
 )
 from .compose import short_name
 from .config import Settings
-from .followup import among, elliptical, ordinal, refers_back, surely_back
+from .followup import among, attribute_one, elliptical, ordinal, refers_back, surely_back
 from .relevance import Assessment, question_kind
 from .types import (
     Answer,
@@ -319,7 +319,10 @@ class Assistant:
                 return focused
         query = question
         if turns and elliptical(question):
-            query = f"{turns[-1].question} {question}"
+            # "What about the Portuguese one?" chooses among the last list, not the last paper
+            base = next((t for t in reversed(turns[-MAX_FOCUS_TURNS:]) if len(t.papers) > 1),
+                        turns[-1]) if among(question) else turns[-1]
+            query = f"{base.question} {question}"
         hits = self.search(query, k=k, filters=filters)
         assessment = self.assess(query, hits)
         if not assessment.answerable:
@@ -432,10 +435,15 @@ class Assistant:
         other papers (a defined name, or coverage >= gate_coverage)."""
         from .relevance import missing_words
 
+        from .support import unmentioned
+
         texts = [f"{p.title}\n{p.abstract}" for p in papers]
         if missing_words(question, texts, self.retriever.bm25, self.settings.missing_df,
                          self.similarity, self.settings.synonym_similarity):
             return True
+        picked = attribute_one(question)
+        if picked and unmentioned(picked, "\n".join(texts)):
+            return True  # "the Portuguese one", and none of them is: asked of the collection
         if surely_back(question):
             return False
         alone = self.assess(question, self.search(question, k=k, filters=filters))

@@ -22,7 +22,8 @@ _BACK = re.compile(
     r"approach|approaches|work|works|study|studies|dataset|datasets|corpus|benchmark|technique|"
     r"framework|system|one|ones|authors?|first|second|third|fourth|last|latter|former|same|"
     r"above|previous|two|three)\b"
-    r"|\b(of|among|between) (them|those|these|the two|the three)\b|\bwhich one\b",
+    r"|\b(of|among|between) (them|those|these|the two|the three)\b|\bwhich one\b"
+    r"|\bthe [\w-]+ ones?\b",  # "the Portuguese one"
     re.IGNORECASE,
 )
 # Signs that the question has no subject of its own: "does it ...", "its ...", "of them",
@@ -42,11 +43,23 @@ _ORDINALS = {"first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "last
 
 
 _AMONG = re.compile(r"\b(which|any|none|each|all|both|some|how many|one) of (them|these|those|the papers)\b"
-                    r"|\bamong (them|these|those)\b", re.IGNORECASE)
+                    r"|\bamong (them|these|those)\b"
+                    r"|\bthe (?!first|second|third|fourth|fifth|last)[\w-]+ ones?\b",  # "the Portuguese one"
+                    re.IGNORECASE)
+
+
+_THE_X_ONE = re.compile(r"\bthe (?!first|second|third|fourth|fifth|last|same|other|best|right)"
+                        r"([\w-]+) ones?\b", re.IGNORECASE)
+
+
+def attribute_one(question: str) -> str:
+    """"What about the Portuguese one?" -> "Portuguese": the word that picks the paper."""
+    m = _THE_X_ONE.search(question)
+    return m[1] if m else ""
 
 
 def among(question: str) -> bool:
-    """"Which of them ...", "any of these ...": a choice among several papers."""
+    """"Which of them ...", "any of these ...", "the Portuguese one": a choice among several papers."""
     return bool(_AMONG.search(question))
 
 

@@ -147,7 +147,8 @@ def unmentioned(question: str, text: str) -> list[str]:
 
     have = _stems(content_words(text))
     words = [w for w in dict.fromkeys(_CONTENT.findall(MARKER.sub(" ", question)))
-             if len(w) > 1 and w.lower() not in _GENERIC and w.lower() not in FRAMING]
+             if len(w) > 1 and w.lower() not in _GENERIC and w.lower() not in FRAMING
+             and w.lower() not in ("one", "ones")]  # "the Portuguese one": a pronoun
     return sorted((w for w in words if _singular(w.lower())[:5] not in have),
                   key=lambda w: (-len(w), w.lower()))
 

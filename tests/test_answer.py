@@ -251,6 +251,22 @@ def test_which_of_them_after_a_one_paper_answer_chooses_among_the_earlier_list(a
     assert assistant_offline._focus([chose], None, None, several=True) == ["a"]  # no list before
 
 
+def test_the_x_one_chooses_from_the_earlier_list_or_the_collection(assistant_offline):
+    """"What about the Portuguese one?" after a list and a question about its Dutch paper: the
+    Portuguese paper, not the Dutch one the last turn was about."""
+    from assistant.followup import attribute_one
+
+    assert attribute_one("What about the Portuguese one?") == "Portuguese"
+    assert attribute_one("Is the second one better?") == ""
+    listing = "Which papers adapt LLMs to a new language with continued pretraining?"
+    listed = assistant_offline.plan(listing, [])
+    papers = tuple(s.paper_id for s in (*listed.sources, *listed.more))
+    dutch = next(s.paper_id for s in (*listed.sources, *listed.more) if s.title.startswith("ChocoLlama"))
+    turns = [Turn(listing, "...", papers), Turn("How much data did ChocoLlama use?", "...", (dutch,))]
+    plan = assistant_offline.plan("What about the Portuguese one?", turns)
+    assert plan.sources[0].title.startswith("ptt5-v2")
+
+
 def test_a_single_paper_question_cites_one_paper(assistant_offline):
     plan = assistant_offline.plan("How many GPU hours of training does Wuerstchen require?", [])
     assert [s.title for s in plan.sources] == [WUERSTCHEN]
