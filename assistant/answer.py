@@ -41,6 +41,7 @@ from .answer_text import (  # noqa: F401 - re-exported: the answer's wording liv
     fallback_lead,
     is_abstention,
     lead_text,
+    metadata_lead,
 )
 from .compose import short_name
 from .config import Settings
@@ -262,10 +263,13 @@ class Assistant:
                          closest_quotes=plan.closest_quotes, missing=plan.missing,
                          timings=Timings(retrieval_s, None, time.perf_counter() - start))
             return
-        lead = lead_text(plan.sources, plan.more)
+        lead = lead_text(plan.sources, plan.more) or self._metadata(question, plan)
         if lead:
             yield lead
-        direct = yield from self._direct(plan, model, show, start, after=bool(lead))
+        if lead and len(plan.sources) == 1:  # who wrote it, or when: its record says
+            direct = _Direct(after=True)
+        else:
+            direct = yield from self._direct(plan, model, show, start, after=bool(lead))
         if not direct.shown and not lead:
             lead = fallback_lead(plan.sources, self._unsaid(plan, direct))
             yield lead
@@ -284,6 +288,16 @@ class Assistant:
             left_out=tuple(direct.left_out), papers=plan.papers,
             timings=Timings(retrieval_s, direct.first_token_s, time.perf_counter() - start),
         )
+
+    def _metadata(self, question: str, plan: Plan) -> str:
+        """The opening for "who wrote X?" or "when was X published?" about one paper, from its
+        record (answer_text.metadata_lead); "" for any other question."""
+        if len(plan.sources) != 1:
+            return ""
+        source = plan.sources[0]
+        paper = self._record(source.paper_id)
+        authors = paper.authors if paper is not None else ()
+        return metadata_lead(question, source, authors, source.year) or ""
 
     def _unsaid(self, plan: Plan, direct: "_Direct") -> list[str]:
         """When the model wrote nothing the check kept about the one paper that answers: the

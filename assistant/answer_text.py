@@ -130,3 +130,31 @@ def fallback_lead(sources: Sequence[Source], unsaid: Sequence[str] = ()) -> str:
     listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
     return (f"{sources[0].title} is the closest paper, but its abstract does not mention "
             f"{listed}; it says:")
+
+
+_WHO = re.compile(r"\b(who (wrote|authored|are|were|is)\b.{0,30}\b(authors?|paper|it)|who (wrote|authored)|"
+                  r"authors? of|author list|written by|whose paper)\b", re.IGNORECASE)
+_WHEN = re.compile(r"\b(when (was|were|did)\b.{0,40}\b(published|released|written|come out|appear)|"
+                   r"what year|which year|year of publication)\b", re.IGNORECASE)
+
+
+def metadata_lead(question: str, source: Source, authors: Sequence[str], year: int | None) -> str | None:
+    """Who wrote a paper, or when: answered from its record, not by the model, which reads
+    only the quote (an abstract names no authors). None when the question asks neither.
+
+    >>> metadata_lead("Who wrote TabPFN?", source, ("N. Hollmann", "F. Hutter"), 2022)  # doctest: +SKIP
+    'TabPFN: A Transformer ... is by N. Hollmann and F. Hutter (2022) [1].'
+    """
+    who, when = bool(_WHO.search(question)), bool(_WHEN.search(question))
+    if not who and not when:
+        return None
+    title = source.title
+    if who and authors:
+        names = list(authors[:3]) + (["others"] if len(authors) > 3 else [])
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        return f"{title} is by {listed}" + (f" ({year})" if year else "") + f" [{source.n}]."
+    if when and year:
+        return f"{title} is from {year} [{source.n}]."
+    missing = "author names" if who else "publication year"
+    return (f"The collection has no {missing} for {title} [{source.n}]: its record holds the "
+            "title and abstract only; the abstract says:")

@@ -267,6 +267,22 @@ def test_the_x_one_chooses_from_the_earlier_list_or_the_collection(assistant_off
     assert plan.sources[0].title.startswith("ptt5-v2")
 
 
+def test_who_wrote_a_paper_is_answered_from_its_record_without_the_model(assistant_offline):
+    """The model reads only quotes, and abstracts name no authors: "Who wrote the TabPFN
+    paper?" got "TabPFN answers this". The record answers (the model's port is closed here)."""
+    from assistant.answer_text import metadata_lead
+
+    answer = assistant_offline.ask("Who wrote the TabPFN paper?")
+    assert answer.text.startswith("The collection has no author names for TabPFN: A Transformer")
+    assert [c.n for c in answer.citations] == [1] and not answer.abstained
+    source = Source(1, "p", "TabPFN: A Transformer", "q", 1.0)
+    assert metadata_lead("Who are the authors of TabPFN?", source, ("N. Hollmann", "S. Müller",
+                         "K. Eggensperger", "F. Hutter"), 2022) == (
+        "TabPFN: A Transformer is by N. Hollmann, S. Müller, K. Eggensperger and others (2022) [1].")
+    assert metadata_lead("When was TabPFN published?", source, (), 2022) == "TabPFN: A Transformer is from 2022 [1]."
+    assert metadata_lead("What does TabPFN do?", source, ("A",), 2022) is None
+
+
 def test_a_single_paper_question_cites_one_paper(assistant_offline):
     plan = assistant_offline.plan("How many GPU hours of training does Wuerstchen require?", [])
     assert [s.title for s in plan.sources] == [WUERSTCHEN]
