@@ -139,6 +139,12 @@ def absent(words: Sequence[str], text: str) -> list[str]:
     return [w for w in words if w[:5] not in have]
 
 
+# Words that ask about a topic without naming it: "the Portuguese one", "always better",
+# "the best optimizer". An abstract that lacks them says nothing about whether it answers.
+_GENERAL = frozenset("""one ones always never better best worse worst good bad main major key
+    important really actually generally usually often more less most least still ever""".split())
+
+
 def unmentioned(question: str, text: str) -> list[str]:
     """The question's content words, as the question writes them, that `text` lacks (compared
     as pinned_words compares them), longest first; conversational framing ("hey", "quick")
@@ -148,7 +154,7 @@ def unmentioned(question: str, text: str) -> list[str]:
     have = _stems(content_words(text))
     words = [w for w in dict.fromkeys(_CONTENT.findall(MARKER.sub(" ", question)))
              if len(w) > 1 and w.lower() not in _GENERIC and w.lower() not in FRAMING
-             and w.lower() not in ("one", "ones")]  # "the Portuguese one": a pronoun
+             and w.lower() not in _GENERAL]
     return sorted((w for w in words if _singular(w.lower())[:5] not in have),
                   key=lambda w: (-len(w), w.lower()))
 

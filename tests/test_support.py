@@ -59,7 +59,7 @@ def test_the_questions_words_a_paper_lacks_are_named_as_the_question_writes_them
                 "propose adversarial training to enhance the texture synthesis.")
     title = "Pretraining is All You Need for Image-to-Image Translation"
     question = "Hey, what is the best optimizer for training GANs?"
-    assert unmentioned(question, f"{title} {abstract}") == ["optimizer", "best", "GANs"]
+    assert unmentioned(question, f"{title} {abstract}") == ["optimizer", "GANs"]
     assert unmentioned("Which papers study image translation?", f"{title} {abstract}") == []
 
 
