@@ -84,9 +84,11 @@ FRAMING = frozenset("""paper papers work works study studies research article ar
     asking much many often long far well roughly approximately exactly
     downside downsides drawback drawbacks disadvantage disadvantages advantage advantages pros
     cons benefit benefits shortcoming shortcomings weakness weaknesses strength strengths
-    pitfall pitfalls tradeoff tradeoffs trade-off trade-offs caveat caveats""".split())
+    pitfall pitfalls tradeoff tradeoffs trade-off trade-offs caveat caveats
+    wrote authored author authors publish published""".split())
 # The aspect words above ("downsides", "pros") ask about a topic, they are not one: "What are
-# the downsides of knowledge distillation during pre-training?" abstained on "downsides".
+# the downsides of knowledge distillation during pre-training?" abstained on "downsides"; and
+# "Who wrote the paper on counting walrus calls?" on "wrote" (its record answers that).
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9]|[A-Za-z0-9]")
 
 

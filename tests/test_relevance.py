@@ -122,6 +122,8 @@ def test_missing_words_are_specific_words_no_top_paper_has(bm25):
     assert missing_words("crisis-related tweets about emergencies", texts, bm25, 2) == []
     # nor a mistyped word that asks ("wich"), nor "roughly"
     assert missing_words("wich papres roughly study Korean?", texts, bm25, 2) == ["Korean"]
+    # nor an aspect or record word: "downsides", "wrote"
+    assert missing_words("Who wrote about the downsides of crisis tweets?", texts, bm25, 2) == []
 
 
 def test_a_word_with_a_synonym_in_the_papers_is_not_missing(bm25):
