@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 
 from .config import Settings
 from .retrieval import QUESTION_WORDS
+from .text import edit_distance
 from .types import Hit
 
 LIST_CAP = 8  # papers a list cites; more are reachable with /more in the chat
@@ -290,7 +291,7 @@ def _mistyped_asking(word: str) -> bool:
     """"wich", "wat", "papres": one edit from a word that asks, which says nothing of the topic
     (dev typo-04, "wich papers study ...", had "wich" as its missing word)."""
     return len(word) >= 3 and any(v[0] == word[0] and abs(len(v) - len(word)) <= 1
-                                  and _distance(word, v, 1) <= 1 for v in _ASKING)
+                                  and edit_distance(word, v, 1) <= 1 for v in _ASKING)
 
 
 def _misspelling_of(word: str, vocabulary: set[str]) -> bool:
@@ -301,24 +302,7 @@ def _misspelling_of(word: str, vocabulary: set[str]) -> bool:
         return False
     limit = 1 if len(word) < 8 else 2
     return any(abs(len(v) - len(word)) <= limit and v[0] == word[0]
-               and _distance(word, v, limit) <= limit for v in vocabulary)
-
-
-def _distance(a: str, b: str, limit: int) -> int:
-    """Damerau-Levenshtein (optimal string alignment) distance, giving up above `limit`."""
-    prev2: list[int] = []
-    prev = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        cur = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            cost = a[i - 1] != b[j - 1]
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                cur[j] = min(cur[j], prev2[j - 2] + 1)
-        if min(cur) > limit:
-            return limit + 1
-        prev2, prev = prev, cur
-    return prev[-1]
+               and edit_distance(word, v, limit) <= limit for v in vocabulary)
 
 
 def idf(bm25, term: str) -> float:

@@ -33,7 +33,7 @@ from .chunk_table import ChunkTable, PaperChunks, TableWriter
 from .config import Settings
 from .store import Store
 from .store_records import matches  # one filter rule: BM25, Store.query, Chroma's where
-from .text import valid_text
+from .text import edit_distance, valid_text
 from .types import Chunk, Filters, Hit
 
 # --- names and acronyms an abstract defines -------------------------------------------------
@@ -128,6 +128,19 @@ def _load_names(path: Path) -> dict[str, tuple[list[tuple[str, str]], int]] | No
 
 
 
+def _one_edit(word: str) -> set[str]:
+    """Every string one deletion, swap of neighbours, replacement or insertion from `word`."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    return ({a + b[1:] for a, b in splits if b}
+            | {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+            | {a + c + b[1:] for a, b in splits if b for c in letters}
+            | {a + c + b for a, b in splits for c in letters})
+
+
+CORRECT_MIN_DF = 3  # a misspelt query term is corrected only to a term in this many chunks
+
+
 class BM25Index:
     """bm25s over chunk texts (title + chunk), persisted beside the store, keyed by generation.
 
@@ -157,7 +170,7 @@ class BM25Index:
         "which papers study the stability gap?" covers ~0.8 of the right paper ("paper", "study"
         are common, so they weigh little).
         """
-        words = [w for w in _tokenize([query], False)[0] if w not in QUESTION_WORDS]
+        words = [w for w in self.corrected(_tokenize([query], False)[0]) if w not in QUESTION_WORDS]
         if not words:
             return 0.0
         seen = _tokenize([text], False)[0]
@@ -318,7 +331,7 @@ class BM25Index:
         Tells a BM25 rank earned by the query's rare words from one earned by "model" and
         "paper": a paraphrase shares no key term with its paper, and its BM25 list is noise.
         """
-        words = set(_tokenize([query], False)[0])
+        words = set(self.corrected(_tokenize([query], False)[0]))
         if not words or not results:
             return {}
         n = max(len(self.chunks), 1)
@@ -400,7 +413,7 @@ class BM25Index:
     def search(self, query: str, n: int, filters: Filters | None = None) -> list[tuple[Chunk, float]]:
         if not self.chunks:
             return []
-        tokens = _tokenize([query], False)
+        tokens = [self.corrected(_tokenize([query], False)[0])]
         if not tokens[0]:
             return []
         if filters is not None and not filters.is_empty():
@@ -409,6 +422,52 @@ class BM25Index:
             tokens, k=min(n, len(self.chunks)), show_progress=False, n_threads=1
         )
         return [(self.chunks[int(i)], float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
+
+    def corrected(self, terms: list[str]) -> list[str]:
+        """Terms the index lacks, replaced by the one it has within one edit (two for 8+
+        letters; see text.edit_distance) in the most chunks, when that one is in at least
+        CORRECT_MIN_DF: "wat is the stabilty gap" searched "stabilti", which no chunk has, and
+        found nothing on the stability gap; it now searches "stabil". A word the collection
+        lacks and nothing near ("sourdough", "Korean") stays as it is."""
+        out = []
+        for term in terms:
+            if len(term) < 6 or term in self._df or not term.isalpha():
+                out.append(term)
+                continue
+            limit = 1 if len(term) < 8 else 2
+            near = [c for c in self._terms_by_letter.get(term[0], ())
+                    if abs(len(c) - len(term)) <= limit and edit_distance(term, c, limit) <= limit]
+            out.append(max(near, key=lambda c: (-edit_distance(term, c, limit), self._df[c]))
+                       if near else term)
+        return out
+
+    def corrected_query(self, query: str) -> str:
+        """The query with each misspelt word (one `corrected` changes) written as the word one
+        edit away that stems to the correction, when there is one: "wat is the stabilty gap"
+        -> "wat is the stability gap". MiniLM reads words, not stems: the misspelt question
+        found nothing on the stability gap in meaning either (best similarity 0.13)."""
+        out = query
+        for word in dict.fromkeys(re.findall(r"[A-Za-z]{6,}", query)):
+            stems = _tokenize([word], False)[0]
+            if len(stems) != 1 or stems[0] in self._df:
+                continue
+            target = self.corrected(stems)[0]
+            if target == stems[0]:
+                continue
+            fixed = next((w for w in sorted(_one_edit(word.lower()))
+                          if _tokenize([w], False)[0] == [target]), None)
+            if fixed:
+                out = re.sub(rf"\b{word}\b", fixed, out)
+        return out
+
+    @cached_property
+    def _terms_by_letter(self) -> dict[str, list[str]]:
+        """Indexed terms in CORRECT_MIN_DF+ chunks, by first letter (built on first use)."""
+        out: dict[str, list[str]] = {}
+        for term, df in self._df.items():
+            if df >= CORRECT_MIN_DF and term.isalpha():
+                out.setdefault(term[0], []).append(term)
+        return out
 
     def _filtered(self, terms: list[str], n: int, keep: np.ndarray) -> list[tuple[Chunk, float]]:
         """The n best of the chunks that pass, ranked among those alone. bm25s's weight_mask
@@ -522,6 +581,7 @@ class Retriever:
         if filters is not None and (filters.category or filters.source):  # Chroma too
             filters = replace(filters, category=filters.category and valid_text(filters.category),
                               source=filters.source and valid_text(filters.source))
+        query = self.bm25.corrected_query(query) if self.bm25 is not None else query
         vector = self._embed([query])[0]
         if self.store.server_search.available():  # probed once per client and collection
             fused = self.store.hybrid_query(vector, query, s.candidates, filters, rrf_k=s.rrf_k,

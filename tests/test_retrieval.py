@@ -399,3 +399,19 @@ def test_empty_filters_mean_no_filter(filter_store):
     assert where_filter(Filters(year_min=2020)) == {"year": {"$gte": 2020}}
     assert where_filter(Filters(category="cs.CL", source="a.jsonl")) == {
         "$and": [{"cat:cs.CL": True}, {"src:a.jsonl": True}]}
+
+
+def test_a_misspelt_query_word_is_searched_as_the_word_the_collection_has(bundled_store):
+    """"wat is the stabilty gap": no chunk has "stabilty", and MiniLM found nothing close either
+    (best similarity 0.13); the word one edit away that the collection has is searched instead.
+    A word with nothing near ("sourdough") and a short one ("bread" ~ "broad") stay as they are."""
+    from assistant.answer import Assistant
+
+    assistant = Assistant(bundled_store)
+    bm25 = assistant.retriever.bm25
+    assert bm25.corrected_query("wat is the stabilty gap") == "wat is the stability gap"
+    assert bm25.corrected_query("pretrian on satelite imagery") == "pretrain on satellite imagery"
+    assert bm25.corrected_query("how do I bake sourdough bread") == "how do I bake sourdough bread"
+    assert bm25.corrected(bm25.tokens("bread")) == ["bread"]
+    hits = assistant.search("wat is the stabilty gap", k=3)
+    assert hits[0].title == "Efficient Continual Pre-training by Mitigating the Stability Gap"
