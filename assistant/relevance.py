@@ -70,6 +70,8 @@ _LIST = re.compile(
     r"|\b(are there|is there any|do you have|anything|what do you have|any)\b.{0,30}\b(papers?|"
     r"works?|studies|research|on|about)\b"
     r"|^\s*(papers|work|research|studies)\s+(on|about)\b"
+    # "hey so im looking for stuff on X, anything?"
+    r"|\b(looking|searching) for\b(?! the (paper|work|study|one)\b)|\banything\W*$"
     # "wich papers ...", "any papers ...", "recent works ...": one word, then the papers asked for
     r"|^\W*(?!(some|two|both|these|those|the|my|our|few|many|most)\b)\w{2,7}\s+"
     r"(papers|works|studies)\b",
@@ -86,7 +88,9 @@ FRAMING = frozenset("""paper papers work works study studies research article ar
     downside downsides drawback drawbacks disadvantage disadvantages advantage advantages pros
     cons benefit benefits shortcoming shortcomings weakness weaknesses strength strengths
     pitfall pitfalls tradeoff tradeoffs trade-off trade-offs caveat caveats
-    wrote authored author authors publish published""".split())
+    wrote authored author authors publish published
+    stuff thing things list all explain like five eli5 kinda sorta pls plz guys basically simply
+    simple terms give show summarize summarise summary overview describe lol ok okay so just""".split())
 # The aspect words above ("downsides", "pros") ask about a topic, they are not one: "What are
 # the downsides of knowledge distillation during pre-training?" abstained on "downsides"; and
 # "Who wrote the paper on counting walrus calls?" on "wrote" (its record answers that).

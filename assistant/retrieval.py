@@ -56,7 +56,11 @@ _QUERY_TOKEN = re.compile(_NAME)
 # stop words keep them, and abstracts rarely use them, so their IDF would make them the
 # heaviest words of every question's coverage.
 QUESTION_WORDS = frozenset("""what which who whom whose how why when where doe do did is are was
-    were can could would should will ani anyth someth there here tell know""".split())
+    were can could would should will ani anyth someth there here tell know
+    list all about show give find""".split())
+# ... and their imperative counterparts: "List all papers about diffusion." asks what "Which
+# papers are about diffusion?" asks; "list" (a word a few abstracts use) weighed most of its
+# coverage (0.22, so it abstained).
 
 
 def name_like(token: str) -> bool:

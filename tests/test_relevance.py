@@ -81,6 +81,8 @@ def test_no_hits_abstain(bm25):
     ("Are there papers on test-time adaptation?", "list"),
     ("hey, is there anything here about teaching robots with videos?", "list"),
     ("papers on test time adaptaion without catastrophic forgeting?", "list"),
+    ("hey so im looking for stuff on contrastive pretraining for medical images, anything?", "list"),
+    ("I am looking for the paper that introduced TabPFN", "single"),
     ("How many GPU hours of training does Wuerstchen require?", "single"),
     ("What does AITQE do?", "single"),
     ("Which of them uses diffusion models?", "single"),
@@ -122,8 +124,9 @@ def test_missing_words_are_specific_words_no_top_paper_has(bm25):
     assert missing_words("crisis-related tweets about emergencies", texts, bm25, 2) == []
     # nor a mistyped word that asks ("wich"), nor "roughly"
     assert missing_words("wich papres roughly study Korean?", texts, bm25, 2) == ["Korean"]
-    # nor an aspect or record word: "downsides", "wrote"
+    # nor an aspect or record word: "downsides", "wrote"; nor chat: "stuff", "list"
     assert missing_words("Who wrote about the downsides of crisis tweets?", texts, bm25, 2) == []
+    assert missing_words("list all the stuff on crisis tweets", texts, bm25, 2) == []
 
 
 def test_a_word_with_a_synonym_in_the_papers_is_not_missing(bm25):
