@@ -283,6 +283,15 @@ def test_who_wrote_a_paper_is_answered_from_its_record_without_the_model(assista
     assert metadata_lead("What does TabPFN do?", source, ("A",), 2022) is None
 
 
+def test_a_short_sentence_with_the_quotes_value_is_a_finding(assistant_offline):
+    """"UL2 has 20B parameters [1]." was left out as naming a paper without a finding."""
+    question = "How many parameters does UL2 have?"
+    sources = list(assistant_offline.plan(question, []).sources)
+    assert "20B" in sources[0].text
+    assert assistant_offline.claim_checker.check("UL2 has 20B parameters [1].", sources, question).supported
+    assert not assistant_offline.claim_checker.check("UL2 is good [1].", sources, question).supported
+
+
 def test_a_single_paper_question_cites_one_paper(assistant_offline):
     plan = assistant_offline.plan("How many GPU hours of training does Wuerstchen require?", [])
     assert [s.title for s in plan.sources] == [WUERSTCHEN]
