@@ -263,10 +263,11 @@ class Assistant:
                          closest_quotes=plan.closest_quotes, missing=plan.missing,
                          timings=Timings(retrieval_s, None, time.perf_counter() - start))
             return
-        lead = lead_text(plan.sources, plan.more) or self._metadata(question, plan)
+        meta = self._metadata(question, plan)  # who wrote it, or when: its record says
+        lead = lead_text(plan.sources, plan.more) or meta
         if lead:
             yield lead
-        if lead and len(plan.sources) == 1:  # who wrote it, or when: its record says
+        if meta:
             direct = _Direct(after=True)
         else:
             direct = yield from self._direct(plan, model, show, start, after=bool(lead))
@@ -448,7 +449,6 @@ class Assistant:
         stand alone ("does it", "its", "of them"), or when on its own it does not clearly name
         other papers (a defined name, or coverage >= gate_coverage)."""
         from .relevance import missing_words
-
         from .support import unmentioned
 
         texts = [f"{p.title}\n{p.abstract}" for p in papers]

@@ -47,7 +47,8 @@ MIN_SENTENCE_CHARS = 25  # shorter pieces ("Code is available.") are never quote
 _LINK = re.compile(r"https?://|www\.|github\.com", re.IGNORECASE)
 _ENUMERATION = re.compile(r"\(\s*(?:1|i|a)\s*\).*\(\s*(?:2|ii|b)\s*\)|:\s*\w[^.]*;", re.IGNORECASE)
 _RESULT = re.compile(
-    r"\b(we (?:\w+ly |then |also |further |furthermore |first |next |here |thus |therefore )?(propose|introduce|present|develop|design|find|show|observe|demonstrate|release|"
+    r"\b(we (?:\w+ly |then |also |further |furthermore |first |next |here |thus |therefore )?"
+    r"(propose|introduce|present|develop|design|find|show|observe|demonstrate|release|"
     r"construct|collect|curate)|achiev\w*|outperform\w*|improv\w*|reduc\w*|surpass\w*|"
     r"speed(s|ed)?[- ]?up|faster|results? (show|in|demonstrate)|leads? to|yields?|reach\w*|"
     r"match\w*|exceed\w*|consist\w* of|comprising|contains?|strateg\w*|by \d)\b",
@@ -109,7 +110,7 @@ class Quoter:
 
     def scored(self, question: str, abstract: str, title: str = "") -> list[Scored]:
         """Every sentence of the abstract with its score, in abstract order. `title`: the
-        paper's names (`own_names`) do not count as the question's words."""
+        names the paper defines do not count as the question's words (`without_own_names`)."""
         # A sentence addressed to the model is never quoted (it is data, and no finding);
         # links are taken out of the rest: the paper's own page is one /open away.
         sents = [remove_links(s) for s in sentences(neutralise(abstract))

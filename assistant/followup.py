@@ -42,25 +42,23 @@ _ORDINAL = re.compile(r"\b(first|second|third|fourth|fifth|last)\b", re.IGNORECA
 _ORDINALS = {"first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "last": -1}
 
 
-_AMONG = re.compile(r"\b(which|any|none|each|all|both|some|how many|one) of (them|these|those|the papers)\b"
-                    r"|\bamong (them|these|those)\b"
-                    r"|\bthe (?!first|second|third|fourth|fifth|last)[\w-]+ ones?\b",  # "the Portuguese one"
-                    re.IGNORECASE)
-
-
-_THE_X_ONE = re.compile(r"\bthe (?!first|second|third|fourth|fifth|last|same|other|best|right)"
-                        r"([\w-]+) ones?\b", re.IGNORECASE)
+_AMONG = re.compile(r"\b(which|any|none|each|all|both|some|how many|one) of "
+                    r"(them|these|those|the papers)\b|\bamong (them|these|those)\b", re.IGNORECASE)
+# "the Portuguese one", "the best one"; not "the second one" (an ordinal points at one paper)
+_THE_X_ONE = re.compile(r"\bthe (?!(?:first|second|third|fourth|fifth|last)\b)([\w-]+) ones?\b",
+                        re.IGNORECASE)
+_NOT_ATTRIBUTE = frozenset("same other best right only".split())
 
 
 def attribute_one(question: str) -> str:
     """"What about the Portuguese one?" -> "Portuguese": the word that picks the paper."""
     m = _THE_X_ONE.search(question)
-    return m[1] if m else ""
+    return m[1] if m and m[1].lower() not in _NOT_ATTRIBUTE else ""
 
 
 def among(question: str) -> bool:
     """"Which of them ...", "any of these ...", "the Portuguese one": a choice among several papers."""
-    return bool(_AMONG.search(question))
+    return bool(_AMONG.search(question) or _THE_X_ONE.search(question))
 
 
 def refers_back(question: str) -> bool:

@@ -279,7 +279,8 @@ def test_who_wrote_a_paper_is_answered_from_its_record_without_the_model(assista
     assert metadata_lead("Who are the authors of TabPFN?", source, ("N. Hollmann", "S. Müller",
                          "K. Eggensperger", "F. Hutter"), 2022) == (
         "TabPFN: A Transformer is by N. Hollmann, S. Müller, K. Eggensperger and others (2022) [1].")
-    assert metadata_lead("When was TabPFN published?", source, (), 2022) == "TabPFN: A Transformer is from 2022 [1]."
+    assert metadata_lead("When was TabPFN published?", source, (), 2022) == (
+        "TabPFN: A Transformer is from 2022 [1].")
     assert metadata_lead("What does TabPFN do?", source, ("A",), 2022) is None
 
 

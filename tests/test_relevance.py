@@ -209,8 +209,10 @@ def test_a_name_two_papers_define_cites_the_better_ranked_one_only():
         "gap": PAPERS["gap"],
     }
     index = BM25Index.build([Chunk(f"{p}#0", p, t, x, 0, 1) for p, (t, x) in papers.items()], "g2")
-    three = [Hit(rank=i, paper_id=p, title=papers[p][0], score=1.0 / i, chunks=tuple(index.paper_chunks[p]),
-                 dense_similarity=s) for i, (p, s) in enumerate({"vpt": 0.6, "idpt": 0.3, "gap": 0.2}.items(), 1)]
+    sims = {"vpt": 0.6, "idpt": 0.3, "gap": 0.2}
+    three = [Hit(rank=i, paper_id=p, title=papers[p][0], score=1.0 / i,
+                 chunks=tuple(index.paper_chunks[p]), dense_similarity=s)
+             for i, (p, s) in enumerate(sims.items(), 1)]
     a = assess("How was VPT trained to play Minecraft?", three, index, SETTINGS)
     assert a.named and [h.paper_id for h in a.cited] == ["vpt"]
 
