@@ -45,7 +45,7 @@ from .answer_text import (  # noqa: F401 - re-exported: the answer's wording liv
 )
 from .compose import short_name
 from .config import Settings
-from .followup import among, attribute_one, elliptical, ordinal, refers_back, surely_back
+from .followup import among, attribute_one, compares, elliptical, ordinal, refers_back, surely_back
 from .relevance import Assessment, question_kind
 from .types import (
     Answer,
@@ -62,6 +62,7 @@ from .types import (
 )
 
 MAX_FOCUS_TURNS = 3  # how far back a follow-up's papers are looked for
+COMPARED_MAX = 3  # papers a "compare them" follow-up sets side by side
 
 History = Sequence[Turn | str] | None
 
@@ -413,7 +414,8 @@ class Assistant:
     def _follow_up(self, question: str, turns: list[Turn], k: int | None,
                    filters: Filters | None) -> Plan | None:
         """A follow-up about the papers the last answer cited: answered from them only."""
-        focus = self._focus(turns, k, filters, several=among(question))
+        focus = (self._compared(turns) if compares(question) else []) or self._focus(
+            turns, k, filters, several=among(question))
         if not focus:
             return None
         papers = [p for p in (self._record(pid) for pid in focus) if p is not None]
@@ -424,8 +426,9 @@ class Assistant:
             return None
         query = f"{turns[-1].question} {question}"
         hits = self.search(query, k=k, filters=filters)
-        if len(papers) == 1:
-            chosen = papers
+        compared = compares(question)
+        if len(papers) == 1 or compared:
+            chosen = papers[:COMPARED_MAX]
         else:  # "which of them ...": the papers whose title or a sentence matches it best
             scores = [self.quoter.relevance(question, p.title, p.abstract) for p in papers]
             best = max(scores)
@@ -433,8 +436,8 @@ class Assistant:
             chosen = [p for p, s in zip(papers, scores) if s >= best - margin]
         sources = tuple(
             Source(n=i + 1, paper_id=p.paper_id, title=p.title, year=p.year, score=1.0,
-                   text=self.quoter.quote(question, p.abstract, most=3 if len(chosen) == 1 else 1,
-                                        title=p.title)[0],
+                   text=self.quoter.quote(question, p.abstract, title=p.title,
+                                          most=3 if len(chosen) == 1 else 2 if compared else 1)[0],
                    name=self._name(p.title, p.abstract))
             for i, p in enumerate(chosen))
         others = tuple(Related(p.paper_id, p.title, p.year) for p in papers if p not in chosen)
@@ -458,12 +461,26 @@ class Assistant:
         picked = attribute_one(question)
         if picked and unmentioned(picked, "\n".join(texts)):
             return True  # "the Portuguese one", and none of them is: asked of the collection
-        if surely_back(question):
-            return False
+        if surely_back(question) or compares(question):
+            return False  # "Compare them.": alone, "compare" covers any paper that says it
         alone = self.assess(question, self.search(question, k=k, filters=filters))
         ours = {p.paper_id for p in papers}
         clear = alone.named or alone.coverage >= self.settings.gate_coverage
         return alone.answerable and clear and not ours & {h.paper_id for h in alone.cited}
+
+    @staticmethod
+    def _compared(turns: list[Turn]) -> list[str]:
+        """"Compare them." after turns that were each about one paper: those papers, the most
+        recent first ("How much data did ChocoLlama use?", "What about the Portuguese one?",
+        "Compare them." compares ChocoLlama and ptt5-v2); [] when fewer than two such turns
+        come last (then the last answer's papers are compared)."""
+        out: list[str] = []
+        for turn in reversed(turns[-MAX_FOCUS_TURNS:]):
+            if len(turn.papers) != 1:
+                break
+            if turn.papers[0] not in out:
+                out.append(turn.papers[0])
+        return out if len(out) >= 2 else []
 
     def _focus(self, turns: list[Turn], k: int | None, filters: Filters | None,
                several: bool = False) -> list[str]:

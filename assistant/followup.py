@@ -56,6 +56,17 @@ def attribute_one(question: str) -> str:
     return m[1] if m and m[1].lower() not in _NOT_ATTRIBUTE else ""
 
 
+_COMPARE = re.compile(r"\b(compare|comparison|differ|differs|difference|differences|contrast|versus|vs)\b"
+                      r".{0,40}\b(them|they|these|those|the two|both)\b"
+                      r"|\b(them|they|these|those|the two|both)\b.{0,40}\b(compare|differ|difference)",
+                      re.IGNORECASE)
+
+
+def compares(question: str) -> bool:
+    """"Compare them.", "How do the two differ?": the papers last talked about, side by side."""
+    return bool(_COMPARE.search(question))
+
+
 def among(question: str) -> bool:
     """"Which of them ...", "any of these ...", "the Portuguese one": a choice among several papers."""
     return bool(_AMONG.search(question) or _THE_X_ONE.search(question))

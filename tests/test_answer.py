@@ -293,6 +293,23 @@ def test_a_short_sentence_with_the_quotes_value_is_a_finding(assistant_offline):
     assert not assistant_offline.claim_checker.check("UL2 is good [1].", sources, question).supported
 
 
+def test_compare_them_sets_the_papers_of_the_last_one_paper_turns_side_by_side(assistant_offline):
+    from assistant.followup import compares
+
+    assert compares("Compare them.") and compares("How do the two differ?")
+    assert not compares("Compare TabPFN and TuneTables.")  # names its papers: stands alone
+    listing = "Which papers adapt LLMs to a new language with continued pretraining?"
+    listed = assistant_offline.plan(listing, [])
+    papers = {s.title.split(":")[0]: s.paper_id for s in (*listed.sources, *listed.more)}
+    (portuguese,) = [h.paper_id for h in assistant_offline.search("Portuguese T5 continued pretraining", k=3)
+                     if h.title.startswith("ptt5-v2")]
+    turns = [Turn(listing, "...", tuple(papers.values())),
+             Turn("How much data did ChocoLlama use?", "...", (papers["ChocoLlama"],)),
+             Turn("What about the Portuguese one?", "...", (portuguese,))]
+    plan = assistant_offline.plan("Compare them.", turns)
+    assert {s.title.split(":")[0] for s in plan.sources} == {"ChocoLlama", "ptt5-v2"}
+
+
 def test_a_single_paper_question_cites_one_paper(assistant_offline):
     plan = assistant_offline.plan("How many GPU hours of training does Wuerstchen require?", [])
     assert [s.title for s in plan.sources] == [WUERSTCHEN]
