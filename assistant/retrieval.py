@@ -132,16 +132,6 @@ def _load_names(path: Path) -> dict[str, tuple[list[tuple[str, str]], int]] | No
 
 
 
-def _one_edit(word: str) -> set[str]:
-    """Every string one deletion, swap of neighbours, replacement or insertion from `word`."""
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
-    return ({a + b[1:] for a, b in splits if b}
-            | {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
-            | {a + c + b[1:] for a, b in splits if b for c in letters}
-            | {a + c + b for a, b in splits for c in letters})
-
-
 CORRECT_MIN_DF = 3  # a misspelt query term is corrected only to a term in this many chunks
 
 
@@ -438,6 +428,10 @@ class BM25Index:
             if len(term) < 6 or term in self._df or not term.isalpha():
                 out.append(term)
                 continue
+            british = term[:-2] + "iz" if term.endswith("is") else ""  # "quantis(ation)"
+            if self._df.get(british, 0) >= CORRECT_MIN_DF:
+                out.append(british)
+                continue
             limit = 1 if len(term) < 8 else 2
             near = [c for c in self._terms_by_letter.get(term[0], ())
                     if abs(len(c) - len(term)) <= limit and edit_distance(term, c, limit) <= limit]
@@ -446,22 +440,29 @@ class BM25Index:
         return out
 
     def corrected_query(self, query: str) -> str:
-        """The query with each misspelt word (one `corrected` changes) written as the word one
-        edit away that stems to the correction, when there is one: "wat is the stabilty gap"
-        -> "wat is the stability gap". MiniLM reads words, not stems: the misspelt question
-        found nothing on the stability gap in meaning either (best similarity 0.13)."""
-        out = query
+        """The query with each misspelt word (one `corrected` changes) written as a word of the
+        best-matching chunks that stems to the correction, one edit away: "wat is the
+        stabilty gap" -> "wat is the stability gap", "quantisation" -> "quantization". MiniLM
+        reads words, not stems: the misspelt question found nothing on the stability gap in
+        meaning either (best similarity 0.13). The word is taken from chunk text, so it is
+        one the collection writes (generated edits stemmed alike include "normalication")."""
+        fixes = {}
         for word in dict.fromkeys(re.findall(r"[A-Za-z]{6,}", query)):
             stems = _tokenize([word], False)[0]
-            if len(stems) != 1 or stems[0] in self._df:
-                continue
-            target = self.corrected(stems)[0]
-            if target == stems[0]:
-                continue
-            fixed = next((w for w in sorted(_one_edit(word.lower()))
-                          if _tokenize([w], False)[0] == [target]), None)
-            if fixed:
-                out = re.sub(rf"\b{word}\b", fixed, out)
+            if len(stems) == 1 and stems[0] not in self._df:
+                target = self.corrected(stems)[0]
+                if target != stems[0]:
+                    fixes[word] = target
+        if not fixes:
+            return query
+        seen = {w.lower() for chunk, _ in self.search(query, 5)
+                for w in re.findall(r"[A-Za-z]{4,}", f"{chunk.title} {chunk.text}")}
+        out = query
+        for word, target in fixes.items():
+            near = sorted(w for w in seen if edit_distance(word.lower(), w, 1) <= 1
+                          and _tokenize([w], False)[0] == [target])
+            if near:  # one edit, a typo's: "supervisor" is not "supervised" (chat-02)
+                out = re.sub(rf"\b{word}\b", near[0], out)
         return out
 
     @cached_property
