@@ -478,7 +478,6 @@ def ris_file(draw):
                 records += 1
                 bad.append(len(lines))
             continue
-        unclosed = kind == "no-er"
         record = ["TY  - JOUR", f"TI  - {draw(_text(30))} {draw(_words())}",
                   f"AB  - {draw(_text(60))} {draw(_words(3))}", "AU  - Doe, Jane",
                   f"PY  - {draw(st.integers(1900, 2100))}", "ER  - "]
@@ -490,9 +489,10 @@ def ris_file(draw):
         elif kind == "no-er":
             record.pop()
         start = len(lines) + 1
+        if kind == "invalid-utf8" and not encoding.startswith("utf-8"):
+            continue  # not written: the record before it stays as it was (unclosed or not)
+        unclosed = kind == "no-er"
         if kind == "invalid-utf8":
-            if not encoding.startswith("utf-8"):
-                continue
             record[3] = record[3].encode("utf-8") + b" \xff"
             bad.append(start + 3)
         else:
