@@ -450,7 +450,8 @@ def bib_file(draw):
             good += 1
         else:
             bad.append(bad_line if kind == "invalid-utf8" else start)
-        keys.add(key)
+        if kind != "invalid-utf8":  # an unreadable entry is not read: its key is not taken
+            keys.add(key)
     return lines, (end, encoding, gz, final_end), good, sorted(bad), records
 
 
