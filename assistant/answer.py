@@ -414,7 +414,8 @@ class Assistant:
     def _follow_up(self, question: str, turns: list[Turn], k: int | None,
                    filters: Filters | None) -> Plan | None:
         """A follow-up about the papers the last answer cited: answered from them only."""
-        focus = (self._compared(turns) if compares(question) else []) or self._focus(
+        compared = compares(question)
+        focus = (self._compared(turns) if compared else []) or self._focus(
             turns, k, filters, several=among(question))
         if not focus:
             return None
@@ -426,7 +427,6 @@ class Assistant:
             return None
         query = f"{turns[-1].question} {question}"
         hits = self.search(query, k=k, filters=filters)
-        compared = compares(question)
         if len(papers) == 1 or compared:
             chosen = papers[:COMPARED_MAX]
         else:  # "which of them ...": the papers whose title or a sentence matches it best

@@ -131,7 +131,6 @@ def _load_names(path: Path) -> dict[str, tuple[list[tuple[str, str]], int]] | No
     return {k: ([(name, pid) for name, pid in owners], int(count)) for k, (owners, count) in raw.items()}
 
 
-
 CORRECT_MIN_DF = 3  # a misspelt query term is corrected only to a term in this many chunks
 
 
@@ -418,11 +417,12 @@ class BM25Index:
         return [(self.chunks[int(i)], float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
 
     def corrected(self, terms: list[str]) -> list[str]:
-        """Terms the index lacks, replaced by the one it has within one edit (two for 8+
-        letters; see text.edit_distance) in the most chunks, when that one is in at least
-        CORRECT_MIN_DF: "wat is the stabilty gap" searched "stabilti", which no chunk has, and
-        found nothing on the stability gap; it now searches "stabil". A word the collection
-        lacks and nothing near ("sourdough", "Korean") stays as it is."""
+        """Terms the index lacks, replaced by a term it has in at least CORRECT_MIN_DF chunks:
+        the British "-is" spelt "-iz" ("quantis" -> "quantiz"), else the nearest within one
+        edit (two for 8+ letters; see text.edit_distance), the most frequent of equally near
+        ones. "wat is the stabilty gap" searched "stabilti", which no chunk has, and found
+        nothing on the stability gap; it now searches "stabil". A word the collection lacks
+        and nothing near ("sourdough", "Korean") stays as it is."""
         out = []
         for term in terms:
             if len(term) < 6 or term in self._df or not term.isalpha():
