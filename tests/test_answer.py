@@ -20,7 +20,7 @@ from assistant.citations import numbers_in, parse
 from assistant.compose import GRAMMAR, SentenceStream, evidence_block, messages
 from assistant.context import neutralise
 from assistant.errors import PromptError
-from assistant.evidence import asks_summary, without_own_names
+from assistant.evidence import asks_how, asks_summary, measured, without_own_names
 from assistant.ingest import ingest
 from assistant.text import markers_last
 from assistant.types import Answer, Retrieved, Source
@@ -212,6 +212,39 @@ def test_a_paper_asked_to_be_summarised_is_quoted_at_length(assistant_offline):
     assert source.text.count(" … ") + 1 >= 3 or len(source.text) > 600  # not one sentence
 
 
+def test_a_how_question_quotes_the_mechanism_not_the_purpose(assistant_offline):
+    """"How does Crawl4LLM decide which web pages to crawl first?" quoted "With just 21% URLs
+    crawled, ..." (a result) over "Specifically, it leverages the influence of a webpage ... as
+    the priority score"; "How does Crystal mix ..." the gap it fills ("there is a lack of ...")."""
+    assert asks_how("How does Crawl4LLM decide which web pages to crawl first?")
+    assert not asks_how("How many GPU hours does Wuerstchen need?")
+    assert not asks_how("Which papers study the stability gap?")
+    cases = [("Craw4LLM: Efficient Web Crawling for LLM Pretraining",
+              "How does Crawl4LLM decide which web pages to crawl first?", "priority score"),
+             ("Crystal: Illuminating LLM Abilities on Language and Code",
+              "How does Crystal mix code and natural language during pretraining?", "two phases"),
+             ("Beyond 512 Tokens: Siamese Multi-depth Transformer-based Hierarchical Encoder for "
+              "Long-Form Document Matching",
+              "How does the SMITH encoder learn sentence-level relations in long documents?",
+              "masked sentence block")]
+    for title, question, mechanism in cases:
+        quote, _ = assistant_offline.quoter.quote(question, _abstract(assistant_offline, title),
+                                                  title=title)
+        assert mechanism in quote, (question, quote)
+
+
+def test_a_comparative_value_quotes_the_number_it_measures(assistant_offline):
+    """"How much smaller is the compressed CodeBERT?": "160times smaller", not the "4.31times
+    faster" of the sentence that names CodeBERT."""
+    assert measured("How much smaller is the compressed CodeBERT?") == "smaller"
+    assert measured("How many times faster is it?") == "faster"
+    assert measured("How many LLMs were trained?") == ""
+    title = "Compressing Pre-trained Models of Code into 3 MB"
+    quote, _ = assistant_offline.quoter.quote("How much smaller is the compressed CodeBERT?",
+                                              _abstract(assistant_offline, title), most=1, title=title)
+    assert "160times smaller" in quote
+
+
 @pytest.mark.parametrize("sentence, result", [
     ("We then propose Mixture-of-Denoisers (MoD).", True),
     ("Extensive experiments have shown that our approach outperforms strong baselines.", True),
@@ -222,6 +255,10 @@ def test_result_sentences_are_told_from_background(sentence, result):
     assert bool(_RESULT.search(sentence)) is result
     assert not _BACKGROUND.search(sentence)
     assert _BACKGROUND.search("Large models have shown strong results in many fields.")
+    # the gap a paper fills is no finding either
+    assert _BACKGROUND.search("Furthermore, there is a lack of thorough prior studies on mixing.")
+    assert _BACKGROUND.search("Its potential in pretraining language models remains underexplored.")
+    assert _RESULT.search("Notably, we identify compression ratio as an effective signal.")
 
 
 def test_a_sentence_copied_from_one_paper_cites_that_paper_only(assistant_offline):

@@ -105,6 +105,17 @@ def test_defined_names_are_found_in_brackets_before_expansions_and_titles():
     assert "MAKE" in defined_names("MAKE: Multi-Aspect Knowledge-Enhanced Pretraining", "We pretrain.")
 
 
+def test_a_capitalised_word_named_in_apposition_is_a_name():
+    """"we propose Compressor, a novel approach": a word name_like() rejects ("Large") is a name
+    when the abstract coins it so; "How does Compressor shrink ..." abstained on "shrink"."""
+    title = "Compressing Pre-trained Models of Code into 3 MB"
+    assert "Compressor" in defined_names(title, "It motivates us to propose Compressor, a novel approach.")
+    assert "Guru" in defined_names("A title", "We introduce Guru, a curated RL reasoning corpus.")
+    assert "Self-Reference" in defined_names("A title", "we propose the Self-Reference (SR) approach")
+    assert "Large" not in defined_names("A title", "Large models, a popular choice, are used.")
+    assert "Transformers" not in defined_names("A title", "We propose Transformers for vision.")
+
+
 def test_a_bracketed_list_of_data_sets_is_not_a_definition():
     """"(CIFAR-10, ImageNet 32 x 32, ...)" names data sets the paper uses, not its own; a bracket
     that goes on after the name defines it only when it abbreviates the words before."""

@@ -20,7 +20,8 @@ Tags mark how a question is asked: `acronym` (names a method only by the acronym
 defines), `typo` (misspelled on purpose), `chatty` (conversational framing), `near_miss`
 (abstain questions in the collection's vocabulary but on a topic it does not cover; these need a
 `note` naming the closest papers), `list` ("which papers ..." questions whose gold is every
-paper of the collection that answers).
+paper of the collection that answers), `how` ("How does X work?": the key is the paper's
+mechanism, which shares few words with the question).
 
 `key` (every answerable question): regexes (case-insensitive) naming what a substantive answer
 must state: a specific method, data set, result or value of a gold paper that the question and
@@ -45,7 +46,7 @@ from assistant.errors import PapersError
 from assistant.text import normalize_title
 
 KINDS = ("topic", "fact", "paraphrase", "abstain", "follow_up")
-TAGS = ("acronym", "typo", "chatty", "near_miss", "list")
+TAGS = ("acronym", "typo", "chatty", "near_miss", "list", "how")
 SPLITS = ("dev", "test", "test2")
 FROZEN = ("test", "test2")  # report only: never tuned on
 _FIELDS = frozenset({"id", "kind", "question", "gold", "acceptable", "expected", "history",
