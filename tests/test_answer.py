@@ -219,6 +219,7 @@ def test_a_how_question_quotes_the_mechanism_not_the_purpose(assistant_offline):
     assert asks_how("How does Crawl4LLM decide which web pages to crawl first?")
     assert not asks_how("How many GPU hours does Wuerstchen need?")
     assert not asks_how("Which papers study the stability gap?")
+    assert not asks_how("How does OpenAI's 2023 flagship chatbot fare on the licensing exams?")
     cases = [("Craw4LLM: Efficient Web Crawling for LLM Pretraining",
               "How does Crawl4LLM decide which web pages to crawl first?", "priority score"),
              ("Crystal: Illuminating LLM Abilities on Language and Code",
