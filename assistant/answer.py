@@ -45,8 +45,9 @@ from .answer_text import (  # noqa: F401 - re-exported: the answer's wording liv
 )
 from .compose import short_name
 from .config import Settings
-from .followup import among, attribute_one, compares, elliptical, ordinal, refers_back, surely_back
-from .relevance import Assessment, question_kind
+from .followup import (among, asks_others, attribute_one, compares, elliptical, ordinal, refers_back,
+                       surely_back)
+from .relevance import RELATED_MAX, Assessment, question_kind
 from .types import (
     Answer,
     Claim,
@@ -69,6 +70,19 @@ History = Sequence[Turn | str] | None
 
 def _turns(history: History) -> list[Turn]:
     return [t if isinstance(t, Turn) else Turn(question=str(t)) for t in (history or [])]
+
+
+def _without_shown(assessment: Assessment, turns: list[Turn]) -> Assessment:
+    """The answer to "are there other papers on X?" without the papers the conversation has
+    shown (they stay when nothing else answers): after the stability-gap question, the list of
+    continual pre-training papers repeated the stability-gap paper as its second."""
+    from .relevance import LIST_CAP
+
+    shown = {p for t in turns for p in t.papers}
+    rest = [h for h in [*assessment.cited, *assessment.more] if h.paper_id not in shown]
+    if not rest or len(rest) == len(assessment.cited) + len(assessment.more):
+        return assessment
+    return replace(assessment, cited=rest[:LIST_CAP], more=rest[LIST_CAP:])
 
 
 @dataclass(frozen=True)
@@ -345,6 +359,8 @@ class Assistant:
             quotes, _ = self._quote(question, assessment.closest, most=1)
             return Plan(query, tuple(hits), (), closest=tuple(assessment.closest),
                         closest_quotes=quotes, missing=assessment.missing, question=question)
+        if turns and asks_others(question):
+            assessment = _without_shown(assessment, turns)
         from .evidence import SUMMARY_MOST, asks_summary
 
         # One paper asked to be summarised: its best sentences that fit the whole-abstract budget.
@@ -434,13 +450,16 @@ class Assistant:
             best = max(scores)
             margin = 0.1 if question_kind(question) == "list" else 0.0
             chosen = [p for p, s in zip(papers, scores) if s >= best - margin]
+            # the rest are shown as related, the closest first, at most RELATED_MAX of them
+            papers = [p for _, p in sorted(zip(scores, papers), key=lambda x: -x[0])]
         sources = tuple(
             Source(n=i + 1, paper_id=p.paper_id, title=p.title, year=p.year, score=1.0,
                    text=self.quoter.quote(question, p.abstract, title=p.title,
                                           most=3 if len(chosen) == 1 else 2 if compared else 1)[0],
                    name=self._name(p.title, p.abstract))
             for i, p in enumerate(chosen))
-        others = tuple(Related(p.paper_id, p.title, p.year) for p in papers if p not in chosen)
+        others = tuple(Related(p.paper_id, p.title, p.year)
+                       for p in papers if p not in chosen)[:RELATED_MAX]
         return Plan(query, tuple(hits), sources, related=others, question=question,
                     papers=tuple(chosen))
 

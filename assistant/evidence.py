@@ -63,6 +63,7 @@ _RESULT = re.compile(
 )
 _BACKGROUND = re.compile(
     r"^(recent(ly)?|in recent years|over the past|with the (rapid|recent|advent)|"
+    r"(typically|traditionally|conventionally|usually|commonly),|"
     r"large language models \(llms\) have|"
     # "Extensive experiments have shown that ...": a result, not the field's background
     r"(?!(\w+ )?(experiments?|results?|evaluations?|analys[ie]s|we)\b).{0,80}\b(has|have) "

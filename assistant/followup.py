@@ -72,6 +72,19 @@ def among(question: str) -> bool:
     return bool(_AMONG.search(question) or _THE_X_ONE.search(question))
 
 
+# "Are there other papers on continual pre-training?", "anything else on this?", "papers besides
+# these?": the papers already shown are not what is asked for ("other methods" is a topic).
+_OTHERS = re.compile(r"\b(other|more|additional|further|different) (papers?|works?|studies|articles|"
+                     r"ones|research|publications)\b|\b(anything|anyone|what|who) else\b|\bothers\b|"
+                     r"\b(besides|apart from|beyond|except) (it|this|that|these|those|them)\b|"
+                     r"\bnot (yet )?(mentioned|shown|listed|cited)\b", re.IGNORECASE)
+
+
+def asks_others(question: str) -> bool:
+    """"Are there other papers on X?": the conversation's papers are left out of the answer."""
+    return bool(_OTHERS.search(question))
+
+
 def refers_back(question: str) -> bool:
     """Whether the question points at something of the conversation ("it", "the second one")."""
     return bool(_BACK.search(question))

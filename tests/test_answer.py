@@ -26,6 +26,7 @@ from assistant.text import markers_last
 from assistant.types import Answer, Retrieved, Source
 
 STABILITY = "Efficient Continual Pre-training by Mitigating the Stability Gap"
+STABILITY_QUESTION = "Which papers study the stability gap?"
 WUERSTCHEN = "Wuerstchen: Efficient Pretraining of Text-to-Image Models"
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -287,6 +288,34 @@ def test_which_of_them_after_a_one_paper_answer_chooses_among_the_earlier_list(a
     assert assistant_offline._focus([listed, chose], None, None, several=True) == list(listed.papers)
     assert assistant_offline._focus([listed, chose], None, None) == ["a"]  # "it": the last paper
     assert assistant_offline._focus([chose], None, None, several=True) == ["a"]  # no list before
+
+
+def test_other_papers_leave_out_the_ones_the_conversation_showed(assistant_offline):
+    """"Are there other papers on continual pre-training of LLMs?" after the stability-gap
+    question listed the stability-gap paper again, second of eight."""
+    from assistant.followup import asks_others
+
+    assert asks_others("Are there other papers on continual pre-training of LLMs?")
+    assert asks_others("Anything else on this?") and asks_others("Which papers besides these use LoRA?")
+    assert not asks_others("Which papers compare with other methods?")
+    assert not asks_others("Which papers further pre-train BERT?")
+    first = assistant_offline.plan(STABILITY_QUESTION, [])
+    shown = tuple(s.paper_id for s in first.sources)
+    assert [s.title for s in first.sources] == [STABILITY]
+    question = "Are there other papers on continual pre-training of LLMs?"
+    alone = assistant_offline.plan(question, [])
+    assert STABILITY in [s.title for s in alone.sources]
+    after = assistant_offline.plan(question, [Turn(STABILITY_QUESTION, "...", shown)])
+    assert len(after.sources) >= 2 and STABILITY not in [s.title for s in after.sources]
+
+
+def test_which_of_them_shows_at_most_three_others_as_related(assistant_offline):
+    listed = assistant_offline.plan("Are there papers on continual pre-training of LLMs?", [])
+    papers = tuple(s.paper_id for s in (*listed.sources, *listed.more))
+    assert len(papers) > 4
+    plan = assistant_offline.plan("Which of them uses a learning rate schedule?",
+                                  [Turn(listed.question, "...", papers)])
+    assert plan.sources and len(plan.related) <= 3
 
 
 def test_the_x_one_chooses_from_the_earlier_list_or_the_collection(assistant_offline):
