@@ -126,6 +126,19 @@ def test_markers_after_the_full_stop_stay_with_their_sentence():
     assert leading.close() == ["It is fast [2]."]
 
 
+def test_a_sentence_whose_words_stop_before_its_markers_is_dropped():
+    """The grammar lets "[" close a sentence only: a model that wanted a marker mid-sentence
+    ended it there ("... with masked self-supervised, [1].")."""
+    stream = SentenceStream()
+    out = stream.feed("It uses CLIP with masked self-supervised, [1]. It has two stages [1]. ")
+    assert out + stream.close() == ["It has two stages [1]."]
+    other = SentenceStream()
+    assert other.feed("Two experts are built with [1]. ") == [] and other.close() == []
+    kept = SentenceStream()
+    kept.feed("It beats the baseline by 3 points (on GLUE) [2].")
+    assert kept.close() == ["It beats the baseline by 3 points (on GLUE) [2]."]
+
+
 def test_markers_that_lead_a_sentence_move_to_its_end():
     assert markers_last("[1] From Fake to Real improves accuracy by 20% [1].") == (
         "From Fake to Real improves accuracy by 20% [1].")
