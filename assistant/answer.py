@@ -47,7 +47,7 @@ from .compose import short_name
 from .config import Settings
 from .followup import (among, asks_others, attribute_one, compares, elliptical, ordinal, refers_back,
                        surely_back)
-from .relevance import RELATED_MAX, Assessment, question_kind
+from .relevance import LIST_CAP, RELATED_MAX, Assessment, question_kind
 from .types import (
     Answer,
     Claim,
@@ -76,8 +76,6 @@ def _without_shown(assessment: Assessment, turns: list[Turn]) -> Assessment:
     """The answer to "are there other papers on X?" without the papers the conversation has
     shown (they stay when nothing else answers): after the stability-gap question, the list of
     continual pre-training papers repeated the stability-gap paper as its second."""
-    from .relevance import LIST_CAP
-
     shown = {p for t in turns for p in t.papers}
     rest = [h for h in [*assessment.cited, *assessment.more] if h.paper_id not in shown]
     if not rest or len(rest) == len(assessment.cited) + len(assessment.more):

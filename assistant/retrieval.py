@@ -125,9 +125,9 @@ def _case_ok(query_token: str, name: str) -> bool:
     return True
 
 
-# The names table's files beside the index. "-3": _NAMED_WORD ("-2": the rule of _abbreviates); an index saved under
-# the older rule has only names.json, which is ignored: the first search computes the table
-# again and saves it (`BM25Index.for_store`; ~0.25 ms a paper, once).
+# The names table's files beside the index. "-3": _NAMED_WORD ("-2": the rule of _abbreviates);
+# an index saved under an older rule has only its older files, which are ignored: the first
+# search computes the table again and saves it (`BM25Index.for_store`; ~0.25 ms a paper, once).
 NAMES_FILE = "names-3.json"
 NAMES_STATE_FILE = "names-state-3.json"
 
