@@ -82,7 +82,7 @@ FRAMING = frozenset("""paper papers work works study studies research article ar
     publication publications literature hey hi hello thank thanks lot please quick new field
     supervisor told tell
     look looking lit review writing keep hear hearing heard anything something here collection
-    say recommend me my i im wondering curious question questions interested know want need
+    say recommend recommended suggested me my i im wondering curious question questions interested know want need
     help find search read reading beginner advisor professor colleague friend ask asks asked
     asking much many often long far well roughly approximately exactly
     downside downsides drawback drawbacks disadvantage disadvantages advantage advantages pros

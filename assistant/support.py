@@ -19,6 +19,8 @@ evidence line does not. It may be true; it is still left out.
 5. not pinned: a sentence that says the question's own words of a paper whose quote and title
    lack them ("... can render deaf people's hand gestures as ordinary written prose" of a paper
    on audio tests for blind students) claims what the question asked, not what was found.
+6. no negation without ground: a sentence saying "not" / "never" / "cannot" of papers whose
+   quotes say nothing negative ("does not consistently improve" of "consistently improves").
 
 Measured on 74 hand-labelled sentences of dev answers (tests/test_evals.py): precision 0.94 and
 recall 0.68 for "unsupported" (0.93 and 0.59 before 5; most of the rest are echoes, which 4
@@ -172,6 +174,21 @@ def restates_titles(sentence: str, titles: Sequence[str]) -> bool:
     return len(content_words(sentence) - content_words(" ".join(titles))) < 2
 
 
+# A negation the quotes give no ground for: asked for "the weaknesses of MAE pre-pretraining", the
+# model wrote that it "does not consistently improve" convergence, of a quote saying that it
+# "consistently improves" it; every word is in the quote, so grounding passed it. A sentence
+# that negates is unsupported when none of its quotes says anything negative.
+_NEGATION = re.compile(r"\b(not|never|cannot|no longer)\b|n't\b", re.IGNORECASE)
+_NEGATIVE = re.compile(r"\b(not|no|never|without|none|neither|nor|cannot|fail\w*|lack\w*|absence|"
+                       r"instead|rather|unlike|only|limit\w*|unable|hinder\w*|hurt\w*|degrad\w*|"
+                       r"drop\w*|worse|poor\w*|harm\w*|suffer\w*|challeng\w*)\b|n't\b", re.IGNORECASE)
+
+
+def negates_unsaid(sentence: str, evidence: str) -> bool:
+    """The sentence says "not" (or "never", "cannot") and its evidence says nothing negative."""
+    return bool(_NEGATION.search(sentence)) and not _NEGATIVE.search(evidence)
+
+
 @dataclass(frozen=True)
 class Support:
     supported: bool  # grounded in the cited quotes (an echo may be supported: it is still left out)
@@ -202,6 +219,8 @@ class ClaimChecker:
         valued = bool(statement_numbers(said) & source_numbers(" ".join(s.text for s in sources)))
         if len(content_words(_without(sentence, names))) < MIN_CONTENT_WORDS and not valued:
             reasons.append("names a paper without saying what it found")
+        if negates_unsaid(said, " ".join(s.text for s in sources)):
+            reasons.append("negates what its quote says")
         instructed = self.instructed(sentence, [s.text for s in sources])
         if instructed:
             reasons.append("repeats instructions found in its abstract: " + ", ".join(instructed))

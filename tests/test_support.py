@@ -71,3 +71,19 @@ def test_a_sentence_said_again_is_a_repeat_a_new_finding_is_not():
     assert not repeats("TuneTables optimizes fewer than 5% of TabPFN's parameters on 98 datasets [2].",
                        [first])
     assert not repeats("TabPFN is fast [2].", ["TabPFN is fast and small [1]."])  # too short to tell
+
+
+def test_a_negation_its_quotes_give_no_ground_for_is_caught():
+    """"What are the weaknesses of MAE pre-pretraining?": the model wrote that it "does not
+    consistently improve" what the quote says it "consistently improves"."""
+    from assistant.support import negates_unsaid
+
+    quote = ("Pre-pretraining consistently improves both the model convergence and the downstream "
+             "transfer performance across a range of model scales.")
+    assert negates_unsaid("It does not consistently improve the model convergence [1].", quote)
+    assert negates_unsaid("It can't scale [1].", quote)
+    assert not negates_unsaid("It consistently improves the model convergence [1].", quote)
+    said = "TabPFN is not designed for datasets larger than 1000 [1]."
+    assert not negates_unsaid(said, "TabPFN is not designed to make predictions for datasets of "
+                                    "size larger than 1000.")
+    assert not negates_unsaid("It does not need pretraining [1].", "It works without any pretraining.")
