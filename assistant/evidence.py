@@ -4,18 +4,22 @@ No model: each sentence is scored, the best one or two are quoted as they stand 
 comes through exactly as the abstract writes it), and the quote is what the answer shows under
 the paper's title and what the model reads to write the direct answer.
 
-    score = 0.55 * similarity(question, sentence)      MiniLM cosine, 0..1
-          + 0.45 * coverage(question, sentence)        IDF-weighted share of the question's terms
+    score = 0.40 * similarity(question, sentence)      MiniLM cosine, 0..1 (SIMILARITY)
+          + 0.60 * coverage(question, sentence)        IDF-weighted share of the question's terms
           + SUBSTANCE * (has a number) + SUBSTANCE * (states a result or a method)
           + NEW_WORDS * min(new content words, 6) / 6   what the question did not already say
           - ECHO      * (every content word is the question's)   "We study the stability gap."
           - MOTIVATION * (opens with the field's background)      "X has become popular ..."
 
-A value question ("how many ...", "what share ...") doubles the number bonus. The first-ranked
+A value question ("how many ...", "what share ...") doubles the number bonus ("how much
+smaller ...": only for sentences with that comparative, `measured`). A "how does X work?"
+question (`asks_how`) gives the result-or-method bonus to a sentence that says how
+(`_MECHANISM`) and counts relevance at HOW_RELEVANCE (half). The first-ranked
 sentence is quoted; a second one joins when it scores within SECOND_WITHIN of it and the quote
 stays within the token budget.
 
-Worked example, "Which papers study the stability gap?" over the stability-gap abstract:
+Worked example (written when SIMILARITY was 0.55), "Which papers study the stability gap?"
+over the stability-gap abstract:
 "LLMs' performance initially drops, then recovers ... (the stability gap)" scores
 0.55*0.62 + 0.45*0.80 + 0.08 (result) + 0.05 = 0.83; "We propose three effective strategies:
 (1) ..., (2) ..., (3) ..." 0.55*0.45 + 0.45*0.35 + 0.16 (number, method) + 0.08 = 0.65, within
@@ -184,12 +188,13 @@ class Quoter:
         value = 2.0 if is_value_question(question) else 1.0
         attribute = set(self.terms(measured(question))) - {"more", "less"}
         how = asks_how(question)
+        says = _MECHANISM if how else _RESULT  # what earns the finding bonus
+        weight = HOW_RELEVANCE if how else 1.0
         out = []
         for i, (sent, similarity) in enumerate(zip(sents, sims)):
             own = set(self.terms(sent))
             new = len(own - asked)
-            found = (_MECHANISM.search(sent) or _ENUMERATION.search(sent)) if how else (
-                _RESULT.search(sent) or _ENUMERATION.search(sent))
+            found = says.search(sent) or _ENUMERATION.search(sent)
             boost = value if not attribute or attribute & own else 0.0
             substance = (SUBSTANCE * boost * bool(statement_numbers(sent))
                          + SUBSTANCE * bool(found)
@@ -197,11 +202,13 @@ class Quoter:
                          - ECHO * (new == 0)
                          - MOTIVATION * bool(_BACKGROUND.search(sent))
                          - ECHO * bool(_LINK.search(sent)))  # "Code is at https://...": no finding
-            relevance = (SIMILARITY * float(similarity)
-                         + (1 - SIMILARITY) * self.coverage(question, sent))
-            score = (HOW_RELEVANCE if how else 1.0) * relevance + substance
+            score = weight * self._match(question, sent, similarity) + substance
             out.append(Scored(i, sent, score, self.count_tokens(sent), substance))
         return out
+
+    def _match(self, question: str, text: str, similarity: float) -> float:
+        """The relevance part of a score: MiniLM similarity and coverage of the question's terms."""
+        return SIMILARITY * float(similarity) + (1 - SIMILARITY) * self.coverage(question, text)
 
     def relevance(self, question: str, title: str, abstract: str) -> float:
         """How well the paper's title or best sentence matches the question, without the
@@ -212,7 +219,7 @@ class Quoter:
         texts = [title] + [s for s in sentences(neutralise(abstract))
                            if len(s) >= MIN_SENTENCE_CHARS]
         sims = self.sim.sims(question, texts)
-        return max(SIMILARITY * float(sim) + (1 - SIMILARITY) * self.coverage(question, text)
+        return max(self._match(question, text, sim)
                    - MOTIVATION * (i > 0 and bool(_BACKGROUND.search(text) or _OTHER_WORK.search(text)))
                    for i, (text, sim) in enumerate(zip(texts, sims)))
 

@@ -442,10 +442,10 @@ class BM25Index:
                 out.append(british)
                 continue
             limit = 1 if len(term) < 8 else 2
-            near = [c for c in self._terms_by_letter.get(term[0], ())
-                    if abs(len(c) - len(term)) <= limit and edit_distance(term, c, limit) <= limit]
-            out.append(max(near, key=lambda c: (-edit_distance(term, c, limit), self._df[c]))
-                       if near else term)
+            near = [(d, c) for c in self._terms_by_letter.get(term[0], ())
+                    if abs(len(c) - len(term)) <= limit
+                    for d in (edit_distance(term, c, limit),) if d <= limit]
+            out.append(max(near, key=lambda dc: (-dc[0], self._df[dc[1]]))[1] if near else term)
         return out
 
     def corrected_query(self, query: str) -> str:

@@ -214,12 +214,13 @@ class ClaimChecker:
         result = self._scorer.check(sentence, cited)
         reasons = [result.reason] if result.reason else []
         names = [s.title for s in sources] + [s.name for s in sources if s.name]
+        quotes = " ".join(s.text for s in sources)
         # A value is a finding however short the sentence: "UL2 has 20B parameters [1]."
         said = MARKER.sub(" ", _without(sentence, names))  # not "[1]", nor the 2 of "UL2"
-        valued = bool(statement_numbers(said) & source_numbers(" ".join(s.text for s in sources)))
-        if len(content_words(_without(sentence, names))) < MIN_CONTENT_WORDS and not valued:
+        valued = bool(statement_numbers(said) & source_numbers(quotes))
+        if len(content_words(said)) < MIN_CONTENT_WORDS and not valued:
             reasons.append("names a paper without saying what it found")
-        if negates_unsaid(said, " ".join(s.text for s in sources)):
+        if negates_unsaid(said, quotes):
             reasons.append("negates what its quote says")
         instructed = self.instructed(sentence, [s.text for s in sources])
         if instructed:
